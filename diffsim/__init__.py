@@ -1,0 +1,19 @@
+"""diffsim: differentiable physics and control in JAX.
+
+Every simulator is a step run by one `rollout`; every gradient comes from `jax.grad`
+through it, with a selectable strategy (`BPTT`, `Checkpointed`, `DiscreteAdjoint`,
+`Reversible`).
+"""
+
+from ._memory import MemoryUsage as MemoryUsage, memory_usage as memory_usage
+from ._rollout import (
+    AbstractGradient as AbstractGradient,
+    BPTT as BPTT,
+    Checkpointed as Checkpointed,
+    DiscreteAdjoint as DiscreteAdjoint,
+    Reversible as Reversible,
+    costates as costates,
+    rollout as rollout,
+)
+
+__version__ = "0.1.0"

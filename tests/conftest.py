@@ -1,0 +1,27 @@
+"""Strict test settings: float64 for gradient and identity checks, rank promotion raises.
+
+Tests that need float32 (speed, drift in single precision) create float32 arrays
+explicitly; x64 only changes the default dtype.
+"""
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import jax
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def getkey():
+    """Returns a function giving a fresh PRNG key on each call (deterministic per test)."""
+    key = [jax.random.key(0)]
+
+    def _getkey():
+        key[0], sub = jax.random.split(key[0])
+        return sub
+
+    return _getkey
