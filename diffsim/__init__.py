@@ -5,6 +5,10 @@ through it, with a selectable strategy (`BPTT`, `Checkpointed`, `DiscreteAdjoint
 `Reversible`).
 """
 
+from ._checkpoint import (
+    load_checkpoint as load_checkpoint,
+    save_checkpoint as save_checkpoint,
+)
 from ._memory import MemoryUsage as MemoryUsage, memory_usage as memory_usage
 from ._rollout import (
     AbstractGradient as AbstractGradient,
@@ -15,5 +19,6 @@ from ._rollout import (
     costates as costates,
     rollout as rollout,
 )
+from ._train import FitResult as FitResult, fit as fit, load_params as load_params
 
 __version__ = "0.1.0"

@@ -179,6 +179,8 @@ def rollout(
             f"got {grad!r}"
         )
     length = _length(xs, length)
+    # Python scalars in the state become arrays, as lax.scan would make them.
+    state0 = jtu.tree_map(jnp.asarray, state0)
     if length == 0:
         return state0, None
     return grad.scan(step, state0, xs, length)

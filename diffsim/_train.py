@@ -1,0 +1,218 @@
+"""One optax training loop for every experiment that trains.
+
+Deterministic by construction: the PRNG key of step i is `fold_in(key, i)`, and a batch
+is a function of that key and i, so resuming from a checkpoint replays exactly the same
+computation as an uninterrupted run (bitwise-equal final parameters).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from ._checkpoint import load_checkpoint, save_checkpoint
+
+CHECKPOINT = "checkpoint.eqx"
+METRICS = "metrics.jsonl"
+
+
+class FitResult(NamedTuple):
+    """What `fit` gives back."""
+
+    params: Any
+    opt_state: Any
+    history: list[dict]
+    """One dict per logged step (`step`, `loss`, aux metrics, `eval_*` metrics)."""
+
+
+def fit(
+    loss_fn: Callable,
+    params: Any,
+    optimizer: optax.GradientTransformation,
+    *,
+    steps: int,
+    key: jax.Array,
+    batch_fn: Callable | None = None,
+    eval_fn: Callable | None = None,
+    eval_every: int = 0,
+    log_every: int = 10,
+    checkpoint_every: int = 0,
+    directory: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    stop_fn: Callable[[dict], bool] | None = None,
+) -> FitResult:
+    """Gives parameters trained by `steps` optax updates of `loss_fn`.
+
+    **Arguments:**
+
+    - `loss_fn`: `loss_fn(params, batch, key) -> loss` or `-> (loss, aux)` with `aux` a
+      dict of scalars. Differentiated with respect to the inexact arrays of `params`.
+    - `params`: any pytree (e.g. an `eqx.Module`); non-array leaves stay fixed.
+    - `optimizer`: an optax transformation (L-BFGS and other line-search optimisers
+      work: `value`, `grad` and `value_fn` are passed to `update`).
+    - `steps`: number of updates, >= 0.
+    - `key`: PRNG key; step i uses `jax.random.fold_in(key, i)`.
+    - `batch_fn`: `batch_fn(key, step) -> batch`, deterministic in its arguments;
+      `None` passes `batch=None`.
+    - `eval_fn`: `eval_fn(params, key) -> dict` of scalars, run every `eval_every`
+      steps and at the end.
+    - `log_every`: record `step`, `loss` and aux every this many steps (and the last).
+    - `checkpoint_every`: write `directory/checkpoint.eqx` atomically every this many
+      steps and at the end (0: only at the end, when `directory` is given).
+    - `directory`: where `metrics.jsonl` and the checkpoint go; `None` writes nothing.
+    - `resume`: continue from `directory/checkpoint.eqx` if it exists.
+    - `progress`: show a progress bar with the loss.
+    - `stop_fn`: `stop_fn(record) -> bool` on each logged record; `True` stops early
+      (early stopping); the stop is checkpointed like the end.
+
+    **Returns:** a `FitResult`.
+
+    **Raises:** `ValueError` for bad arguments; `FloatingPointError` if the loss becomes
+    NaN or infinite (the last good checkpoint is kept).
+    """
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"fit: steps must be an int >= 0, got {steps!r}")
+    for name, value in [("log_every", log_every), ("eval_every", eval_every),
+                        ("checkpoint_every", checkpoint_every)]:
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"fit: {name} must be an int >= 0, got {value!r}")
+    if resume and directory is None:
+        raise ValueError("fit: resume=True needs a directory")
+    log_every = max(log_every, 1)
+
+    optimizer = optax.with_extra_args_support(optimizer)
+    diff, static = eqx.partition(params, eqx.is_inexact_array)
+    opt_state = optimizer.init(diff)
+    start = 0
+    history: list[dict] = []
+    directory = Path(directory) if directory is not None else None
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        ckpt = directory / CHECKPOINT
+        if resume and ckpt.exists():
+            (diff, opt_state), meta = load_checkpoint(ckpt, (diff, opt_state))
+            start = int(meta["step"])
+            history = _truncate_metrics(directory / METRICS, start)
+        elif (directory / METRICS).exists() or ckpt.exists():
+            raise FileExistsError(
+                f"fit: {directory} already holds a training run; pass resume=True to "
+                "continue it, or use a new directory"
+            )
+
+    def loss_and_aux(d, batch, k):
+        out = loss_fn(eqx.combine(d, static), batch, k)
+        if isinstance(out, tuple):
+            return out
+        return out, {}
+
+    @eqx.filter_jit
+    def update(d, opt_state, step):
+        kb, kl = jax.random.split(jax.random.fold_in(key, step))
+        batch = batch_fn(kb, step) if batch_fn is not None else None
+        (loss, aux), g = jax.value_and_grad(loss_and_aux, has_aux=True)(d, batch, kl)
+        updates, opt_state = optimizer.update(
+            g, opt_state, d, value=loss, grad=g,
+            value_fn=lambda p: loss_and_aux(p, batch, kl)[0],
+        )
+        return optax.apply_updates(d, updates), opt_state, loss, aux
+
+    def evaluate(d, step):
+        if eval_fn is None:
+            return {}
+        k = jax.random.fold_in(jax.random.fold_in(key, step), 2**31 - 1)
+        return {f"eval_{n}": float(v) for n, v in eval_fn(eqx.combine(d, static), k).items()}
+
+    def checkpoint(d, s, step):
+        if directory is not None:
+            save_checkpoint(directory / CHECKPOINT, (d, s), {"step": step})
+
+    bar = None
+    if progress and steps > start:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=start, desc="train", dynamic_ncols=True, leave=False)
+    t0 = time.perf_counter()
+    step = start
+    try:
+        while step < steps:
+            new_diff, new_state, loss, aux = update(diff, opt_state, jnp.asarray(step))
+            loss = float(loss)
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"fit: loss is {loss} at step {step}; the last checkpoint was kept"
+                )
+            diff, opt_state = new_diff, new_state
+            step += 1
+            record = None
+            if step % log_every == 0 or step == steps:
+                record = {"step": step, "loss": loss, **{n: float(v) for n, v in aux.items()}}
+            if eval_every and (step % eval_every == 0 or step == steps):
+                record = record or {"step": step, "loss": loss}
+                record.update(evaluate(diff, step))
+            stop = False
+            if record is not None:
+                record["time"] = round(time.perf_counter() - t0, 4)
+                history.append(record)
+                _append(directory, record)
+                stop = bool(stop_fn(record)) if stop_fn is not None else False
+            if checkpoint_every and step % checkpoint_every == 0 or step == steps or stop:
+                checkpoint(diff, opt_state, step)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4g}")
+            if stop:
+                break
+        if step == start and directory is not None and not (directory / CHECKPOINT).exists():
+            checkpoint(diff, opt_state, step)
+    finally:
+        if bar is not None:
+            bar.close()
+    return FitResult(eqx.combine(diff, static), opt_state, history)
+
+
+def load_params(directory: str | os.PathLike, like: Any, optimizer=None) -> Any:
+    """Gives the parameters saved by `fit` in `directory`, shaped like `like`."""
+    diff, static = eqx.partition(like, eqx.is_inexact_array)
+    if optimizer is None:
+        raise ValueError("load_params: pass the optimizer used for training")
+    opt_state = optax.with_extra_args_support(optimizer).init(diff)
+    (diff, _), _ = load_checkpoint(Path(directory) / CHECKPOINT, (diff, opt_state))
+    return eqx.combine(diff, static)
+
+
+def _append(directory: Path | None, record: dict) -> None:
+    if directory is None:
+        return
+    with open(directory / METRICS, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _truncate_metrics(path: Path, step: int) -> list[dict]:
+    """Keeps the records up to the checkpointed step; later ones will be replayed."""
+    if not path.exists():
+        return []
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by the interruption
+            continue
+        if record.get("step", 0) <= step:
+            kept.append(record)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    os.replace(tmp, path)
+    return kept

@@ -1,0 +1,305 @@
+"""Integrators as rollout steps: velocity Verlet (NVE) and Langevin BAOAB (NVT).
+
+An integrator is a module with `init(positions, velocities, neighbors=None)` giving
+an `MDState`, and `step(state, x) -> (state, out)` for `diffsim.rollout` (with `x`
+unused for NVE, a PRNG key for Langevin). Each step updates the neighbour list (a
+rebuild only when an atom has moved half the skin) and returns the potential and
+kinetic energy as its output. `VelocityVerlet.inverse` runs a step backwards, so
+`rollout(vv.step, s0, length=T, grad=Reversible(vv.inverse))` differentiates a
+trajectory in O(1) memory.
+
+`simulate` runs a trajectory in chunks outside `jit` and checks, after each chunk,
+the neighbour list's overflow flag (redoing the chunk with a reallocated list) and
+the state for NaN.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._custom_types import Array, ArrayLike, Float, PRNGKeyArray
+from .._rollout import BPTT, AbstractGradient, rollout
+from ._neighbors import NeighborList, reallocate
+
+
+class MDState(eqx.Module):
+    """The state of an MD trajectory.
+
+    - `positions`, `velocities`, `forces`: shape `(n, d)`; positions are never wrapped.
+    - `potential_energy`: scalar, at `positions`.
+    - `neighbors`: a `NeighborList` or `None` (the dense path).
+    """
+
+    positions: Float[Array, "n d"]
+    velocities: Float[Array, "n d"]
+    forces: Float[Array, "n d"]
+    potential_energy: Array
+    neighbors: NeighborList | None
+
+
+def _masses(mass, like):
+    m = jnp.asarray(mass).astype(like.dtype)
+    return m[:, None] if m.ndim == 1 else m
+
+
+def _energy_forces(energy_fn, positions, neighbors):
+    """(E, F) by one backward pass; zeros (flagged) if the list overflowed."""
+
+    def compute():
+        e, g = jax.value_and_grad(lambda r: energy_fn(r, neighbors))(positions)
+        return e.astype(positions.dtype), -g
+
+    if neighbors is None:
+        return compute()
+    # The energy function raises on an overflowed list; in a step we skip it instead and
+    # leave the flag set, so `simulate` can redo the chunk with a bigger list.
+    return jax.lax.cond(
+        neighbors.overflow,
+        lambda: (jnp.zeros((), positions.dtype), jnp.zeros_like(positions)),
+        compute,
+    )
+
+
+def _update(neighbors, positions):
+    return None if neighbors is None else neighbors.update(positions)
+
+
+class AbstractIntegrator(eqx.Module):
+    """An MD integrator: `init` and `step` for `rollout`."""
+
+    energy_fn: eqx.AbstractVar[Callable]
+    dt: eqx.AbstractVar[float]
+    mass: eqx.AbstractVar[ArrayLike]
+
+    def init(
+        self,
+        positions: Float[Array, "n d"],
+        velocities: Float[Array, "n d"] | None = None,
+        neighbors: NeighborList | None = None,
+    ) -> MDState:
+        """Gives the state at `positions` (zero velocities if `None`), forces evaluated.
+
+        **Raises:** `ValueError` if shapes disagree or positions are not finite.
+        """
+        positions = jnp.asarray(positions)
+        if positions.ndim != 2:
+            raise ValueError(f"positions must have shape (n, d), got {positions.shape}")
+        velocities = jnp.zeros_like(positions) if velocities is None else jnp.asarray(velocities)
+        if velocities.shape != positions.shape:
+            raise ValueError(
+                f"velocities has shape {velocities.shape}, positions has {positions.shape}"
+            )
+        velocities = velocities.astype(positions.dtype)
+        m = jnp.asarray(self.mass)
+        if m.ndim not in (0, 1) or (m.ndim == 1 and m.shape[0] != positions.shape[0]):
+            raise ValueError(
+                f"mass must be a scalar or have shape ({positions.shape[0]},), got {m.shape}"
+            )
+        if not isinstance(positions, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(positions))):
+            raise ValueError("positions contain NaN or inf")
+        if neighbors is not None:
+            neighbors = neighbors.update(positions)
+        e, f = _energy_forces(self.energy_fn, positions, neighbors)
+        return MDState(positions, velocities, f, e, neighbors)
+
+    @abc.abstractmethod
+    def step(self, state: MDState, x=None) -> tuple[MDState, dict]:
+        """Advances one time step; gives `(state, {"potential", "kinetic"})`."""
+
+
+class VelocityVerlet(AbstractIntegrator):
+    """Velocity Verlet (NVE): symplectic, time-reversible, exactly invertible.
+
+    **Arguments:**
+
+    - `energy_fn`: `energy_fn(positions, neighbors) -> scalar` (energy units).
+    - `dt`: the time step, > 0.
+    - `mass`: scalar or shape `(n,)` (mass units); default 1.
+
+    **Raises:** `ValueError` if `dt <= 0`.
+
+    **Example:**
+
+    ```python
+    vv = VelocityVerlet(energy, dt=0.005)
+    s0 = vv.init(positions, velocities, nbrs)
+    sT, outs = rollout(vv.step, s0, length=1000, grad=Reversible(vv.inverse))
+    ```
+    """
+
+    energy_fn: Callable
+    dt: float
+    mass: ArrayLike = 1.0
+
+    def __check_init__(self):
+        _check_dt(self.dt)
+
+    def step(self, state, x=None):
+        dt = jnp.asarray(self.dt, state.positions.dtype)
+        m = _masses(self.mass, state.positions)
+        v_half = state.velocities + 0.5 * dt * state.forces / m
+        r = state.positions + dt * v_half
+        nbrs = _update(state.neighbors, r)
+        e, f = _energy_forces(self.energy_fn, r, nbrs)
+        v = v_half + 0.5 * dt * f / m
+        new = MDState(r, v, f, e, nbrs)
+        return new, {"potential": e, "kinetic": _kinetic(v, m)}
+
+    def inverse(self, state, x=None):
+        """Gives the state one step earlier: `step(inverse(s)) == s` up to round-off."""
+        dt = jnp.asarray(self.dt, state.positions.dtype)
+        m = _masses(self.mass, state.positions)
+        v_half = state.velocities - 0.5 * dt * state.forces / m
+        r = state.positions - dt * v_half
+        nbrs = _update(state.neighbors, r)
+        e, f = _energy_forces(self.energy_fn, r, nbrs)
+        v = v_half - 0.5 * dt * f / m
+        return MDState(r, v, f, e, nbrs)
+
+
+class Langevin(AbstractIntegrator):
+    """Langevin dynamics (NVT) by the BAOAB splitting of Leimkuhler and Matthews.
+
+    B: v += dt/2 F/m; A: r += dt/2 v; O: v = c v + sqrt((1 - c^2) kT/m) xi with
+    c = exp(-gamma dt); A; B. The step input `x` is a PRNG key: pass
+    `xs=jax.random.split(key, T)` to `rollout`.
+
+    **Arguments:**
+
+    - `energy_fn`, `dt`, `mass`: as `VelocityVerlet`.
+    - `kT`: the target temperature (energy units), >= 0.
+    - `gamma`: the friction (1 / time units), >= 0.
+
+    **Raises:** `ValueError` if `dt <= 0`, `kT < 0` or `gamma < 0`.
+    """
+
+    energy_fn: Callable
+    dt: float
+    kT: float
+    gamma: float = 1.0
+    mass: ArrayLike = 1.0
+
+    def __check_init__(self):
+        _check_dt(self.dt)
+        for name in ("kT", "gamma"):
+            v = getattr(self, name)
+            if not isinstance(v, jax.core.Tracer) and not float(v) >= 0:
+                raise ValueError(f"Langevin: {name} must be >= 0, got {v}")
+
+    def step(self, state, x: PRNGKeyArray = None):
+        if x is None:
+            raise ValueError("Langevin.step needs a PRNG key as its input x")
+        dtype = state.positions.dtype
+        dt = jnp.asarray(self.dt, dtype)
+        m = _masses(self.mass, state.positions)
+        c = jnp.exp(-jnp.asarray(self.gamma, dtype) * dt)
+        v = state.velocities + 0.5 * dt * state.forces / m
+        r = state.positions + 0.5 * dt * v
+        xi = jax.random.normal(x, v.shape, dtype)
+        v = c * v + jnp.sqrt((1 - c * c) * jnp.asarray(self.kT, dtype) / m) * xi
+        r = r + 0.5 * dt * v
+        nbrs = _update(state.neighbors, r)
+        e, f = _energy_forces(self.energy_fn, r, nbrs)
+        v = v + 0.5 * dt * f / m
+        return MDState(r, v, f, e, nbrs), {"potential": e, "kinetic": _kinetic(v, m)}
+
+
+def _kinetic(v, m):
+    return 0.5 * jnp.sum(m * v * v)
+
+
+def _check_dt(dt):
+    if isinstance(dt, jax.core.Tracer):
+        return
+    if not (np.isfinite(dt) and float(dt) > 0):
+        raise ValueError(f"dt must be finite and > 0, got {dt}")
+
+
+# --- the driver ----------------------------------------------------------------------
+
+
+@eqx.filter_jit
+def _chunk(integrator, state, xs, length, grad):
+    step = integrator.step
+    return rollout(step, state, xs, length=length if xs is None else None, grad=grad)
+
+
+def simulate(
+    integrator: AbstractIntegrator,
+    state: MDState,
+    steps: int,
+    *,
+    key: PRNGKeyArray | None = None,
+    chunk: int = 1000,
+    grad: AbstractGradient = BPTT(),
+    max_reallocations: int = 10,
+) -> tuple[MDState, dict]:
+    """Gives the state after `steps` steps and the per-step outputs, never overflowed.
+
+    Runs `rollout` over chunks of `chunk` steps; after each chunk it checks the
+    neighbour list's overflow flag (if set, it reallocates a bigger list at the chunk's
+    start and redoes the chunk) and the state for NaN. Differentiable with `jax.grad`
+    (not under `jit`: the checks need concrete values); `grad` picks the strategy of
+    each chunk's rollout (`Reversible(integrator.inverse)` for velocity Verlet).
+
+    **Arguments:**
+
+    - `integrator`: `VelocityVerlet(...)` or `Langevin(...)`.
+    - `state`: from `integrator.init(...)`.
+    - `steps`: number of steps, >= 0.
+    - `key`: PRNG key, required by `Langevin` (keyword-only).
+    - `chunk`: steps per jitted rollout between checks.
+    - `grad`: gradient strategy for each chunk.
+    - `max_reallocations`: give up (raise) after this many reallocations of one chunk.
+
+    **Returns:** `(final_state, outs)` with `outs["potential"]`, `outs["kinetic"]` of
+    shape `(steps,)`.
+
+    **Raises:** `ValueError` for `steps < 0`, `chunk < 1`, a missing key, NaN in the
+    state (naming the chunk), or an overflow not cured by reallocation.
+    """
+    if not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"simulate: steps must be an int >= 0, got {steps!r}")
+    if chunk < 1:
+        raise ValueError(f"simulate: chunk must be >= 1, got {chunk}")
+    needs_key = isinstance(integrator, Langevin)
+    if needs_key and key is None:
+        raise ValueError("simulate: Langevin needs key=jax.random.key(...)")
+    outs = []
+    done = 0
+    while done < steps:
+        n = min(chunk, steps - done)
+        xs = None
+        if needs_key:
+            key, sub = jax.random.split(key)
+            xs = jax.random.split(sub, n)
+        for attempt in range(max_reallocations + 1):
+            new, out = _chunk(integrator, state, xs, n, grad)
+            if new.neighbors is None or not bool(new.neighbors.overflow):
+                break
+            if attempt == max_reallocations:
+                raise ValueError(
+                    f"simulate: neighbour list still overflows after {max_reallocations} "
+                    f"reallocations in steps {done}..{done + n}"
+                )
+            nbrs = reallocate(state.neighbors, state.positions)
+            state = integrator.init(state.positions, state.velocities, nbrs)
+        if not bool(jnp.all(jnp.isfinite(new.positions))) or not bool(
+            jnp.all(jnp.isfinite(new.velocities))
+        ):
+            raise ValueError(
+                f"simulate: NaN or inf in positions/velocities during steps {done}..{done + n}; "
+                "reduce dt or check for overlapping atoms"
+            )
+        state = new
+        outs.append(out)
+        done += n
+    if not outs:
+        return state, {"potential": jnp.zeros((0,)), "kinetic": jnp.zeros((0,))}
+    return state, jax.tree.map(lambda *a: jnp.concatenate(a), *outs)

@@ -1,0 +1,371 @@
+"""Neighbour lists: an O(N) cell list with a Verlet skin, in fixed-capacity buffers.
+
+A `NeighborList` holds every unordered pair {i, j} closer than `cutoff + skin` at its
+reference positions, each pair once, padded to a fixed `capacity` with the index
+`n` (one past the last atom). Inside `jit`, `nbrs.update(positions)` rebuilds the
+list only when some atom has moved more than `skin / 2` since the last build, and
+sets the sticky `overflow` flag if the pairs (or the atoms in a cell) exceed the
+buffers. Nothing is ever silently wrong:
+
+- energy functions raise (`eqx.error_if`) when handed an overflowed list;
+- outside `jit`, `update_neighbors(nbrs, positions)` and `reallocate(...)` give a
+  list with larger buffers;
+- `simulate(...)` checks the flag after each chunk of steps and redoes the chunk with
+  a reallocated list.
+
+The build bins atoms into cells at least `(cutoff + skin) / reach` wide (in
+fractional coordinates, so triclinic cells work), sorts them by cell and scans a half
+stencil of neighbouring cells, so each pair is generated once. Free space, and boxes
+too small for a stencil, use the all-pairs build.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._custom_types import Array, Float, Int
+from ._space import AbstractSpace, box_widths, check_box
+
+
+@functools.lru_cache(maxsize=32)
+def _all_pairs_np(n: int) -> np.ndarray:
+    i, j = np.triu_indices(n, k=1)
+    return np.stack([i, j], axis=-1).astype(np.int32)
+
+
+def all_pairs(n: int) -> Int[Array, "m 2"]:
+    """Gives every pair i < j of `n` atoms, shape `(n (n - 1) / 2, 2)` (the dense path)."""
+    return jnp.asarray(_all_pairs_np(n))
+
+
+class NeighborList(eqx.Module):
+    """A fixed-capacity list of atom pairs within `cutoff + skin` (each pair once).
+
+    **Fields:**
+
+    - `pairs`: shape `(capacity, 2)`; padding rows hold `(n, n)`.
+    - `reference`: shape `(n, d)`, the positions at the last build.
+    - `overflow`: bool scalar, sticky; set when a build did not fit.
+    - `count`: pairs found at the last build (may exceed `capacity` on overflow).
+    - `max_occupancy`: most atoms in one cell at the last build.
+    - `rebuilds`: number of builds since allocation (a diagnostic).
+    - static: `space`, `cutoff`, `skin`, `grid` (cells per axis, or `None` for the
+      all-pairs build), `reach` (stencil half-width in cells), `cell_capacity`.
+
+    Make one with `neighbor_list(positions, space, cutoff, skin=...)`.
+    """
+
+    pairs: Int[Array, "capacity 2"]
+    reference: Float[Array, "n d"]
+    overflow: Array
+    count: Array
+    max_occupancy: Array
+    rebuilds: Array
+    space: AbstractSpace
+    cutoff: float = eqx.field(static=True)
+    skin: float = eqx.field(static=True)
+    grid: tuple[int, ...] | None = eqx.field(static=True)
+    reach: int = eqx.field(static=True)
+    cell_capacity: int = eqx.field(static=True)
+
+    @property
+    def capacity(self) -> int:
+        return self.pairs.shape[0]
+
+    def needs_rebuild(self, positions) -> Array:
+        """Gives whether some atom moved more than `skin / 2` since the last build."""
+        d = self.space.displacement(positions, self.reference.astype(positions.dtype))
+        return jnp.max(jnp.sum(d * d, axis=-1)) > (0.5 * self.skin) ** 2
+
+    def update(self, positions: Float[Array, "n d"]) -> NeighborList:
+        """Gives the list valid at `positions`, rebuilt in place only if needed (jit-able).
+
+        Never reallocates: check `overflow` afterwards (or use `update_neighbors`
+        outside jit, or `simulate`, which do).
+        """
+        if positions.shape != self.reference.shape:
+            raise ValueError(
+                f"NeighborList.update: positions has shape {positions.shape}, the list was "
+                f"built for {self.reference.shape}"
+            )
+        return jax.lax.cond(
+            self.needs_rebuild(positions), lambda: self.rebuild(positions), lambda: self
+        )
+
+    def rebuild(self, positions: Float[Array, "n d"]) -> NeighborList:
+        """Gives the list rebuilt at `positions` with the same buffers (jit-able)."""
+        pairs, count, occ = _build(
+            positions,
+            self.space,
+            self.cutoff + self.skin,
+            self.grid,
+            self.reach,
+            self.cell_capacity,
+            self.capacity,
+        )
+        overflow = self.overflow | (count > self.capacity) | (occ > self.cell_capacity)
+        return NeighborList(
+            pairs,
+            positions.astype(self.reference.dtype),
+            overflow,
+            count,
+            occ,
+            self.rebuilds + 1,
+            self.space,
+            self.cutoff,
+            self.skin,
+            self.grid,
+            self.reach,
+            self.cell_capacity,
+        )
+
+
+def neighbor_list(
+    positions: Float[Array, "n d"],
+    space: AbstractSpace,
+    cutoff: float,
+    *,
+    skin: float = 0.3,
+    capacity_factor: float = 1.25,
+    min_capacity: int = 0,
+    min_cell_capacity: int = 0,
+    dense: bool | None = None,
+) -> NeighborList:
+    """Gives a neighbour list for `positions` (allocates; call outside `jit`).
+
+    **Arguments:**
+
+    - `positions`: shape `(n, d)` (length units).
+    - `space`: the space; periodic boxes use the cell list.
+    - `cutoff`: the interaction range (the potential's `cutoff_radius`).
+    - `skin`: extra range; the list stays valid until an atom moves `skin / 2`.
+    - `capacity_factor`: head-room multiplying the pairs and cell occupancy found now.
+    - `min_capacity`, `min_cell_capacity`: lower bounds on the buffers (reallocation).
+    - `dense`: force the all-pairs build (`True`) or the cell list (`False`); `None`
+      picks the cheaper.
+
+    **Returns:** a `NeighborList` with `overflow == False`.
+
+    **Raises:** `ValueError` for NaN positions, a non-positive cutoff, a negative skin,
+    a periodic box narrower than `2 (cutoff + skin)`, or a cell list asked of a space
+    that cannot hold one.
+
+    **Example:**
+
+    ```python
+    nbrs = neighbor_list(positions, space, energy.cutoff_radius, skin=0.3)
+    forces = -jax.grad(energy)(positions, nbrs)
+    ```
+    """
+    positions = jnp.asarray(positions)
+    if isinstance(positions, jax.core.Tracer):
+        raise ValueError(
+            "neighbor_list allocates buffers and must be called outside jit; inside jit use "
+            "nbrs.update(positions)"
+        )
+    if positions.ndim != 2:
+        raise ValueError(f"positions must have shape (n, d), got {positions.shape}")
+    if not np.all(np.isfinite(np.asarray(positions))):
+        raise ValueError("positions contain NaN or inf; neighbour list not built")
+    if not (math.isfinite(cutoff) and cutoff > 0):
+        raise ValueError(f"neighbor_list: cutoff must be finite and > 0, got {cutoff}")
+    if not (math.isfinite(skin) and skin >= 0):
+        raise ValueError(f"neighbor_list: skin must be finite and >= 0, got {skin}")
+    if capacity_factor < 1:
+        raise ValueError(f"neighbor_list: capacity_factor must be >= 1, got {capacity_factor}")
+    rlist = cutoff + skin
+    check_box(space, rlist, "(cutoff + skin)")
+    n, d = positions.shape
+    grid, reach = _choose_grid(space, rlist, n, d)
+    if dense is True or (dense is None and grid is not None and _dense_cheaper(grid, reach, n, d)):
+        grid, reach = None, 0
+    if dense is False and grid is None:
+        raise ValueError(
+            "neighbor_list: dense=False but no cell list fits: need a periodic box at least "
+            f"3 (cutoff + skin) = {3 * rlist:g} wide in every direction"
+        )
+    if grid is None:
+        cell_capacity = 0
+    else:
+        occ = int(_occupancy(positions, space, grid))
+        cell_capacity = max(int(math.ceil(occ * capacity_factor)) + 1, min_cell_capacity)
+    m = n * (n - 1) // 2
+    capacity = max(min(_expected_pairs(space, rlist, n, d, positions), m), 1)
+    while True:
+        capacity = max(int(math.ceil(capacity * capacity_factor)), min_capacity, 1)
+        pairs, count, occ = _build_jit(positions, space, rlist, grid, reach, cell_capacity, capacity)
+        if int(count) <= capacity:
+            break
+        capacity = int(count)
+    return NeighborList(
+        pairs,
+        positions,
+        jnp.asarray(False),
+        count,
+        occ,
+        jnp.asarray(0, jnp.int32),
+        space,
+        float(cutoff),
+        float(skin),
+        grid,
+        reach,
+        cell_capacity,
+    )
+
+
+def reallocate(
+    nbrs: NeighborList, positions: Float[Array, "n d"], *, growth: float = 1.5
+) -> NeighborList:
+    """Gives a new list at `positions` with buffers at least `growth` times the old ones.
+
+    Call outside `jit` after an overflow (the list's `space`, `cutoff`, `skin` kept).
+    """
+    return neighbor_list(
+        positions,
+        nbrs.space,
+        nbrs.cutoff,
+        skin=nbrs.skin,
+        min_capacity=int(math.ceil(nbrs.capacity * growth)),
+        min_cell_capacity=int(math.ceil(nbrs.cell_capacity * growth)),
+        dense=nbrs.grid is None,
+    )
+
+
+def update_neighbors(nbrs: NeighborList, positions: Float[Array, "n d"]) -> NeighborList:
+    """Gives the list valid at `positions`, reallocating if it overflowed (outside jit).
+
+    The caller-facing update: it never returns an overflowed list.
+    """
+    new = _update_jit(nbrs, positions)
+    if bool(new.overflow):
+        new = reallocate(nbrs, positions)
+    return new
+
+
+@eqx.filter_jit
+def _update_jit(nbrs, positions):
+    return nbrs.update(positions)
+
+
+# --- the build -----------------------------------------------------------------------
+
+
+def _choose_grid(space, rlist, n, d):
+    """Cells per axis and stencil reach minimising candidates, or (None, 0)."""
+    widths = box_widths(space)
+    if widths is None:
+        return None, 0
+    w = np.asarray(widths, dtype=np.float64)
+    density = n / float(np.prod(w))
+    best = None
+    for reach in (1, 2):
+        grid = tuple(int(math.floor(x * reach / rlist)) for x in w)
+        if min(grid) < 2 * reach + 1:
+            continue
+        mean = n / float(np.prod(grid))
+        cap = mean + 3.0 * math.sqrt(mean) + 1.0
+        stencil = ((2 * reach + 1) ** d + 1) // 2
+        cost = stencil * cap
+        if best is None or cost < best[0]:
+            best = (cost, grid, reach)
+    del density
+    if best is None:
+        return None, 0
+    return best[1], best[2]
+
+
+def _dense_cheaper(grid, reach, n, d):
+    mean = n / float(np.prod(grid))
+    cap = mean + 3.0 * math.sqrt(mean) + 1.0
+    stencil = ((2 * reach + 1) ** d + 1) // 2
+    # The all-pairs build skips the sort and the cell table, so it wins at equal candidates.
+    return n / 2 <= 1.5 * stencil * cap
+
+
+def _expected_pairs(space, rlist, n, d, positions):
+    widths = box_widths(space)
+    if widths is None:
+        return n * (n - 1) // 2
+    density = n / float(np.prod(np.asarray(widths, dtype=np.float64)))
+    ball = {1: 2 * rlist, 2: math.pi * rlist**2, 3: 4 / 3 * math.pi * rlist**3}[d]
+    return int(0.5 * n * density * ball) + 1
+
+
+def _stencil(reach, d):
+    """Half stencil: the zero offset first, then the offsets lexicographically > 0."""
+    offs = [o for o in itertools.product(range(-reach, reach + 1), repeat=d) if o > (0,) * d]
+    return np.array([(0,) * d, *offs], dtype=np.int32)
+
+
+def _cells(positions, space, grid):
+    s = space.fractional(positions)
+    s = s - jnp.floor(s)
+    g = jnp.asarray(grid, dtype=positions.dtype)
+    c = jnp.clip(jnp.floor(s * g).astype(jnp.int32), 0, jnp.asarray(grid, jnp.int32) - 1)
+    strides = np.cumprod((1,) + tuple(grid[::-1]))[:-1][::-1].astype(np.int32)
+    return c, c @ jnp.asarray(strides), strides
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _occupancy(positions, space, grid):
+    _, cid, _ = _cells(positions, space, grid)
+    return jnp.max(jnp.bincount(cid, length=int(np.prod(grid))))
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
+def _build_jit(positions, space, rlist, grid, reach, cell_capacity, capacity):
+    return _build(positions, space, rlist, grid, reach, cell_capacity, capacity)
+
+
+def _build(positions, space, rlist, grid, reach, cell_capacity, capacity):
+    """Gives (pairs, number of pairs found, max atoms per cell)."""
+    n = positions.shape[0]
+    rlist2 = jnp.asarray(rlist * rlist, positions.dtype)
+    if grid is None:
+        cand = all_pairs(n)
+        dr = space.displacement(positions[cand[:, 0]], positions[cand[:, 1]])
+        mask = jnp.sum(dr * dr, axis=-1) < rlist2
+        pairs, count = _compact(mask, cand[:, 0], cand[:, 1], capacity, n)
+        return pairs, count, jnp.asarray(0, jnp.int32)
+
+    ncells = int(np.prod(grid))
+    c, cid, strides = _cells(positions, space, grid)
+    order = jnp.argsort(cid, stable=True).astype(jnp.int32)
+    sorted_cid = cid[order]
+    counts = jnp.bincount(cid, length=ncells).astype(jnp.int32)
+    starts = jnp.cumsum(counts) - counts
+    rank = jnp.arange(n, dtype=jnp.int32)
+    slot = rank - starts[sorted_cid]
+    # table[cell, slot] = rank (position in cell-sorted order), n for empty slots.
+    table = jnp.full((ncells, cell_capacity), n, jnp.int32)
+    table = table.at[sorted_cid, slot].set(rank, mode="drop")
+    pos = positions[order]
+    offsets = jnp.asarray(_stencil(reach, len(grid)))
+    nc = jnp.mod(c[order][:, None, :] + offsets[None, :, :], jnp.asarray(grid, jnp.int32))
+    ncid = nc @ jnp.asarray(strides)
+    cand = table[ncid].reshape(n, -1)
+    dr = space.displacement(pos[:, None, :], pos[cand])
+    r2 = jnp.sum(dr * dr, axis=-1)
+    own = (jnp.arange(cand.shape[1]) < cell_capacity)[None, :]
+    mask = (cand < n) & (r2 < rlist2) & (~own | (cand > rank[:, None]))
+    i = jnp.broadcast_to(order[:, None], cand.shape)
+    j = order[jnp.minimum(cand, n - 1)]
+    pairs, count = _compact(mask.ravel(), i.ravel(), j.ravel(), capacity, n)
+    return pairs, count, jnp.max(counts)
+
+
+def _compact(mask, i, j, capacity, n):
+    """Packs the masked (i, j) into `capacity` rows padded with n; gives (pairs, count)."""
+    pos = jnp.cumsum(mask.astype(jnp.int32)) - 1
+    count = pos[-1] + 1
+    dest = jnp.where(mask, pos, capacity)
+    pairs = jnp.full((capacity, 2), n, jnp.int32)
+    pairs = pairs.at[dest].set(jnp.stack([i, j], axis=-1).astype(jnp.int32), mode="drop")
+    return pairs, count

@@ -1,0 +1,217 @@
+"""`solve`: the one entry point for integrating dy/dt = f(t, y, args) to the times `ts`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+
+from .._custom_types import Array, Float, PyTree
+from .._rollout import BPTT, AbstractGradient, Reversible
+from ._adaptive import PIController, integrate_adaptive
+from ._adjoint import ContinuousAdjoint, ReversibleSolve, continuous_adjoint_solve
+from ._base import AbstractAdaptiveRK, AbstractReversibleSolver, AbstractSolver, VectorField
+from ._explicit import RK4
+from ._fixed import concrete, integrate_fixed, make_inverse, steps_per_interval
+
+_GRADS = "BPTT(), Checkpointed(), DiscreteAdjoint(), Reversible(inverse), ReversibleSolve() or ContinuousAdjoint()"
+
+
+class _Integrator(eqx.Module):
+    """The forward integration with every setting fixed; `ContinuousAdjoint` reuses it backwards."""
+
+    solver: AbstractSolver
+    n: int | None = eqx.field(static=True)
+    rtol: Any
+    atol: Any
+    max_steps: int = eqx.field(static=True)
+    dt0: Any
+    controller: PIController
+    throw: bool = eqx.field(static=True)
+
+    def __call__(self, f, y0, ts, args, grad: AbstractGradient = BPTT()):
+        if self.n is not None:
+            return integrate_fixed(self.solver, f, y0, ts, args, self.n, grad)
+        ys, reached, _, _ = integrate_adaptive(
+            self.solver,
+            f,
+            y0,
+            ts,
+            args,
+            rtol=self.rtol,
+            atol=self.atol,
+            max_steps=self.max_steps,
+            dt0=self.dt0,
+            controller=self.controller,
+            grad=grad,
+        )
+        if self.throw:
+            ys = jtu.tree_map(
+                lambda a: eqx.error_if(
+                    a,
+                    jnp.logical_not(reached),
+                    f"solve: max_steps={self.max_steps} attempts were used up before "
+                    "ts[-1] was reached; raise max_steps or loosen rtol/atol",
+                ),
+                ys,
+            )
+        return ys
+
+
+def solve(
+    f: VectorField,
+    y0: PyTree,
+    ts: Float[Array, " m"],
+    args: Any = None,
+    *,
+    solver: AbstractSolver = RK4(),
+    dt: float | None = None,
+    n_steps: int | None = None,
+    grad: Any = BPTT(),
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    max_steps: int = 4096,
+    dt0: float | None = None,
+    controller: PIController = PIController(),
+    throw: bool = True,
+) -> PyTree:
+    """Gives the solution of dy/dt = f(t, y, args), y(ts[0]) = y0, at the times `ts`.
+
+    Fixed steps (every solver, `dt=` or `n_steps=`): each interval between consecutive
+    times in `ts` is split into n equal steps, n = ceil(max interval / dt) (so with
+    uniform `ts` whose spacing is a multiple of `dt`, every step is exactly `dt`).
+    Adaptive steps (`Dopri5()` with neither `dt` nor `n_steps`): a PI controller keeps the
+    local error below `atol + rtol |y|`, with at most `max_steps` attempts in total.
+
+    **Arguments:**
+
+    - `f`: the vector field `f(t, y, args) -> dy/dt`, same pytree structure as y; a plain
+      function or an `eqx.Module` (neural ODE). Arrays it closes over are differentiated.
+    - `y0`: the initial state, any pytree of floating arrays (for `Leapfrog` /
+      `SymplecticEuler` a pair `(q, p)`).
+    - `ts`: increasing times, shape (m,), m >= 1; `ts[0]` is the initial time.
+    - `args`: passed to `f`; its floating arrays are differentiated.
+    - `solver`: `Euler()`, `Midpoint()`, `Heun()`, `RK4()`, `Dopri5()`, `SymplecticEuler()`,
+      `Leapfrog()`.
+    - `dt`: fixed step size (> 0); needs concrete `ts` and `dt`. Under `jit` with traced
+      `ts`, pass `n_steps` (steps per interval) instead.
+    - `grad`: the gradient strategy: the rollout strategies `diffsim.BPTT()`,
+      `Checkpointed()`, `DiscreteAdjoint()` run per solver step; `diffsim.Reversible(inverse)`
+      with `inverse(y_next, (t, dt)) -> y`, or `ReversibleSolve()` which builds it from a
+      reversible solver; `ContinuousAdjoint()` (approximate, O(1) memory).
+    - `rtol`, `atol`: tolerances of adaptive steps (> 0).
+    - `max_steps`: bound on adaptive step attempts (the scan length; memory of BPTT).
+    - `dt0`: first adaptive step; `None` picks it from f (Hairer-Wanner).
+    - `controller`: the step-size controller for adaptive steps.
+    - `throw`: if the adaptive solve runs out of `max_steps`, raise (under jit, through
+      `eqx.error_if`); with `throw=False` the states not reached are NaN.
+
+    **Returns:** the states at `ts`: the structure of `y0`, every leaf with a leading
+    axis of length m (`ys[0]` is `y0`).
+
+    **Raises:** `ValueError` naming the argument for dt <= 0, ts not strictly increasing,
+    NaN in y0, rtol/atol <= 0, a strategy the solver cannot use; under jit the checks
+    on traced values raise through `eqx.error_if`.
+
+    **Example:**
+
+    ```python
+    f = lambda t, y, args: -args * y
+    ys = solve(f, jnp.ones(3), jnp.linspace(0.0, 1.0, 11), 2.0, solver=RK4(), dt=0.01)
+    dy = jax.grad(lambda k: solve(f, y0, ts, k, dt=0.01, grad=DiscreteAdjoint())[-1].sum())(2.0)
+    ```
+    """
+    if not isinstance(solver, AbstractSolver):
+        raise TypeError(f"solve: solver must be a diffsim.ode solver such as RK4(), got {solver!r}")
+    if not isinstance(grad, (AbstractGradient, ReversibleSolve, ContinuousAdjoint)):
+        raise TypeError(f"solve: grad must be one of {_GRADS}, got {grad!r}")
+    ts = _check_ts(ts)
+    y0 = _check_y0(y0)
+    if ts.shape[0] == 1:
+        return jtu.tree_map(lambda a: a[None], y0)
+
+    adaptive = dt is None and n_steps is None
+    if adaptive and not isinstance(solver, AbstractAdaptiveRK):
+        raise ValueError(
+            f"solve: {type(solver).__name__} has fixed steps: pass dt= (or n_steps=); "
+            "only Dopri5() adapts its steps"
+        )
+    if adaptive:
+        rtol = _check_positive(rtol, "rtol")
+        atol = _check_positive(atol, "atol")
+        if not isinstance(max_steps, int) or max_steps < 1:
+            raise ValueError(f"solve: max_steps must be an int >= 1, got {max_steps!r}")
+        if dt0 is not None:
+            dt0 = _check_positive(dt0, "dt0")
+        n = None
+    else:
+        n = steps_per_interval(ts, dt, n_steps)
+    integrator = _Integrator(solver, n, rtol, atol, max_steps, dt0, controller, throw)
+
+    if isinstance(grad, ContinuousAdjoint):
+        return continuous_adjoint_solve(integrator, f, y0, ts, args)
+    if isinstance(grad, (ReversibleSolve, Reversible)):
+        if adaptive:
+            raise ValueError(
+                f"solve: grad={type(grad).__name__}() needs fixed steps (dt= or n_steps=); "
+                "adaptive steps are not invertible"
+            )
+        if isinstance(grad, ReversibleSolve):
+            if not isinstance(solver, AbstractReversibleSolver):
+                raise ValueError(
+                    f"solve: grad=ReversibleSolve() needs a reversible solver (Leapfrog(), "
+                    f"SymplecticEuler()), got solver={type(solver).__name__}()"
+                )
+            grad = Reversible(make_inverse(solver, f, args))
+    return integrator(f, y0, ts, args, grad)
+
+
+def _check_ts(ts):
+    ts = jnp.asarray(ts)
+    if not jnp.issubdtype(ts.dtype, jnp.floating):
+        ts = ts.astype(jnp.result_type(float))
+    if ts.ndim != 1 or ts.shape[0] < 1:
+        raise ValueError(f"solve: ts must be a 1-d array with at least one time, got shape {ts.shape}")
+    ts_np = concrete(ts)
+    if ts_np is not None:
+        if not np.all(np.isfinite(ts_np)):
+            raise ValueError(f"solve: ts must be finite, got {ts_np}")
+        if ts_np.shape[0] > 1 and not np.all(np.diff(ts_np) > 0):
+            raise ValueError(f"solve: ts must be strictly increasing, got {ts_np}")
+    elif ts.shape[0] > 1:
+        ts = eqx.error_if(
+            ts, jnp.logical_not(jnp.all(ts[1:] > ts[:-1])), "solve: ts must be strictly increasing"
+        )
+    return ts
+
+
+def _check_y0(y0):
+    leaves = jtu.tree_leaves(y0)
+    if not leaves:
+        raise ValueError("solve: y0 has no arrays")
+
+    def check(a):
+        a = jnp.asarray(a)
+        if not jnp.issubdtype(a.dtype, jnp.inexact):
+            raise ValueError(f"solve: y0 must hold floating-point arrays, got dtype {a.dtype}")
+        a_np = concrete(a)
+        if a_np is not None:
+            if np.any(np.isnan(a_np)):
+                raise ValueError(f"solve: y0 contains NaN (shape {a.shape}); give a finite initial state")
+            return a
+        return eqx.error_if(a, jnp.any(jnp.isnan(a)), "solve: y0 contains NaN")
+
+    return jtu.tree_map(check, y0)
+
+
+def _check_positive(x, name):
+    x_np = concrete(x)
+    if x_np is not None:
+        if not (x_np.ndim == 0 and float(x_np) > 0):
+            raise ValueError(f"solve: {name} must be a positive scalar, got {name}={x}")
+        return float(x_np)
+    return eqx.error_if(x, jnp.logical_not(x > 0), f"solve: {name} must be > 0")
+

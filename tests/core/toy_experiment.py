@@ -1,0 +1,49 @@
+"""A small training experiment used by the runner tests (run as `module:function`)."""
+
+import dataclasses
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+import diffsim
+
+
+@dataclasses.dataclass(frozen=True)
+class Optim:
+    lr: float = dataclasses.field(default=1e-2, metadata={"min_exclusive": 0})
+    name: str = dataclasses.field(default="adam", metadata={"choices": ["adam", "sgd"]})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    steps: int = dataclasses.field(default=200, metadata={"min": 1})
+    width: int = dataclasses.field(default=16, metadata={"min": 1, "max": 1024})
+    delay: float = dataclasses.field(default=0.0, metadata={"min": 0})
+    checkpoint_every: int = 10
+    optim: Optim = Optim()
+
+
+def run(cfg: Config, run):
+    key = jax.random.key(cfg.seed)
+    model = eqx.nn.MLP(1, 1, cfg.width, 2, key=jax.random.fold_in(key, 1))
+
+    def batch_fn(k, step):
+        x = jax.random.uniform(k, (32, 1), minval=-2, maxval=2)
+        return x, jnp.sin(2 * x)
+
+    def loss_fn(m, batch, k):
+        x, y = batch
+        return jnp.mean((jax.vmap(m)(x) - y) ** 2)
+
+    opt = {"adam": optax.adam, "sgd": optax.sgd}[cfg.optim.name](cfg.optim.lr)
+    stop = (lambda rec: time.sleep(cfg.delay) or False) if cfg.delay else None
+    result = diffsim.fit(
+        loss_fn, model, opt, steps=cfg.steps, key=jax.random.fold_in(key, 2),
+        batch_fn=batch_fn, log_every=1, checkpoint_every=cfg.checkpoint_every,
+        directory=run.dir, resume=run.resume, progress=False, stop_fn=stop,
+    )
+    return {"final_loss": result.history[-1]["loss"], "steps": len(result.history)}
