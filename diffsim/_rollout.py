@@ -83,12 +83,14 @@ def _nested_scan(step, state, xs, length, levels, segments=None):
     k = length // n
     main = n * k
 
+    # Segments read their inputs with a dynamic slice of the whole xs rather than a
+    # reshaped copy, so a T that is not a multiple of k costs no O(T) buffer.
     @jax.checkpoint
-    def segment(carry, xs_seg):
+    def segment(carry, i):
+        xs_seg = jtu.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, i * k, k), xs)
         return _nested_scan(step, carry, xs_seg, k, levels - 1)
 
-    xs_main = jtu.tree_map(lambda a: a[:main].reshape(n, k, *a.shape[1:]), xs)
-    state, outs = jax.lax.scan(segment, state, xs_main, length=n)
+    state, outs = jax.lax.scan(segment, state, jnp.arange(n))
     outs = jtu.tree_map(lambda a: a.reshape(main, *a.shape[2:]), outs)
     if main == length:
         return state, outs

@@ -75,7 +75,6 @@ class AbstractIntegrator(eqx.Module):
 
     energy_fn: eqx.AbstractVar[Callable]
     dt: eqx.AbstractVar[float]
-    mass: eqx.AbstractVar[ArrayLike]
 
     def init(
         self,
@@ -96,12 +95,14 @@ class AbstractIntegrator(eqx.Module):
                 f"velocities has shape {velocities.shape}, positions has {positions.shape}"
             )
         velocities = velocities.astype(positions.dtype)
-        m = jnp.asarray(self.mass)
+        m = jnp.asarray(self.mass)  # pyright: ignore[reportAttributeAccessIssue]
         if m.ndim not in (0, 1) or (m.ndim == 1 and m.shape[0] != positions.shape[0]):
             raise ValueError(
                 f"mass must be a scalar or have shape ({positions.shape[0]},), got {m.shape}"
             )
-        if not isinstance(positions, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(positions))):
+        if not isinstance(positions, jax.core.Tracer) and not bool(
+            jnp.all(jnp.isfinite(positions))
+        ):
             raise ValueError("positions contain NaN or inf")
         if neighbors is not None:
             neighbors = neighbors.update(positions)

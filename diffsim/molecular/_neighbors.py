@@ -200,7 +200,9 @@ def neighbor_list(
     capacity = max(min(_expected_pairs(space, rlist, n, d, positions), m), 1)
     while True:
         capacity = max(int(math.ceil(capacity * capacity_factor)), min_capacity, 1)
-        pairs, count, occ = _build_jit(positions, space, rlist, grid, reach, cell_capacity, capacity)
+        pairs, count, occ = _build_jit(
+            positions, space, rlist, grid, reach, cell_capacity, capacity
+        )
         if int(count) <= capacity:
             break
         capacity = int(count)

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, ArrayLike, Float, Int, Scalar
+from .._custom_types import Array, ArrayLike, Int, Scalar
 from ._neighbors import NeighborList, all_pairs
 from ._space import AbstractSpace, check_box
 
@@ -321,7 +321,9 @@ def _check_species_tables(name, params, species):
             )
         sizes.add(shape[0])
     if len(sizes) > 1:
-        raise ValueError(f"{name}: parameter tables disagree on the number of species: {sorted(sizes)}")
+        raise ValueError(
+            f"{name}: parameter tables disagree on the number of species: {sorted(sizes)}"
+        )
     if sizes and species is None:
         raise ValueError(f"{name}: per-species parameter tables given but species=None")
     if species is not None:
@@ -390,7 +392,9 @@ class HarmonicBonds(AbstractEnergy):
 
     def __check_init__(self):
         if np.ndim(self.bonds) != 2 or np.shape(self.bonds)[1] != 2:
-            raise ValueError(f"HarmonicBonds: bonds must have shape (m, 2), got {np.shape(self.bonds)}")
+            raise ValueError(
+                f"HarmonicBonds: bonds must have shape (m, 2), got {np.shape(self.bonds)}"
+            )
 
     def __call__(self, positions, neighbors=None, *, space=None, **params):
         p = {"k": self.k, "r0": self.r0, **params}
@@ -440,7 +444,9 @@ def _check_indices(name, idx, n):
         return
     a = np.asarray(idx)
     if a.size and (a.min() < 0 or a.max() >= n):
-        raise ValueError(f"{name} must index atoms in [0, {n}), got values in [{a.min()}, {a.max()}]")
+        raise ValueError(
+            f"{name} must index atoms in [0, {n}), got values in [{a.min()}, {a.max()}]"
+        )
 
 
 # --- constructors --------------------------------------------------------------------
@@ -473,7 +479,10 @@ def lennard_jones(
     """
     cutoff = Switched(2.0, 2.5) if cutoff is None else cutoff
     return PairEnergy(
-        LennardJones(sigma, epsilon), space, cutoff, None if species is None else jnp.asarray(species)
+        LennardJones(sigma, epsilon),
+        space,
+        cutoff,
+        None if species is None else jnp.asarray(species),
     )
 
 
@@ -489,7 +498,10 @@ def morse(
     """Gives the Morse energy function; `cutoff` defaults to `Switched(1.5, 2.0)`."""
     cutoff = Switched(1.5, 2.0) if cutoff is None else cutoff
     return PairEnergy(
-        Morse(sigma, epsilon, alpha), space, cutoff, None if species is None else jnp.asarray(species)
+        Morse(sigma, epsilon, alpha),
+        space,
+        cutoff,
+        None if species is None else jnp.asarray(species),
     )
 
 
@@ -508,6 +520,3 @@ def soft_sphere(
         NoCutoff(),
         None if species is None else jnp.asarray(species),
     )
-
-
-__all__ = ["Float"]

@@ -1,0 +1,32 @@
+# The two commands a new user types: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test test-slow lint bench clean-venv
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## install, then run the flagship experiment on the CPU
+	$(BIN)/diffsim run configs/cartpole_swingup.toml
+
+test: $(STAMP)  ## install, then run the default test suite (slow tests excluded)
+	$(BIN)/pytest
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check diffsim experiments tests benchmarks
+	$(BIN)/ruff format --check diffsim experiments tests benchmarks
+
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do $(BIN)/python $$f --quick || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

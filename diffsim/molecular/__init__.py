@@ -1,0 +1,65 @@
+"""Molecular dynamics: spaces, neighbour lists, classical potentials, integrators.
+
+Forces are `-jax.grad(energy)` with respect to positions, for all atoms in one
+backward pass; integrators are steps for `diffsim.rollout`, so trajectories are
+differentiable (velocity Verlet is exactly invertible: `grad=Reversible(vv.inverse)`).
+"""
+
+from ._integrators import (
+    AbstractIntegrator as AbstractIntegrator,
+    Langevin as Langevin,
+    MDState as MDState,
+    VelocityVerlet as VelocityVerlet,
+    simulate as simulate,
+)
+from ._io import (
+    Structure as Structure,
+    from_atoms as from_atoms,
+    read_structure as read_structure,
+    read_trajectory as read_trajectory,
+    space_from_atoms as space_from_atoms,
+    to_atoms as to_atoms,
+    write_structure as write_structure,
+    write_trajectory as write_trajectory,
+)
+from ._neighbors import (
+    NeighborList as NeighborList,
+    all_pairs as all_pairs,
+    neighbor_list as neighbor_list,
+    reallocate as reallocate,
+    update_neighbors as update_neighbors,
+)
+from ._observables import (
+    check_positions as check_positions,
+    kinetic_energy as kinetic_energy,
+    min_distance as min_distance,
+    msd as msd,
+    pressure as pressure,
+    rdf as rdf,
+    stress as stress,
+    temperature as temperature,
+)
+from ._potentials import (
+    AbstractCutoff as AbstractCutoff,
+    AbstractEnergy as AbstractEnergy,
+    AbstractKernel as AbstractKernel,
+    HarmonicAngles as HarmonicAngles,
+    HarmonicBonds as HarmonicBonds,
+    LennardJones as LennardJones,
+    Morse as Morse,
+    NoCutoff as NoCutoff,
+    PairEnergy as PairEnergy,
+    Shifted as Shifted,
+    SoftSphere as SoftSphere,
+    SumEnergy as SumEnergy,
+    Switched as Switched,
+    lennard_jones as lennard_jones,
+    morse as morse,
+    soft_sphere as soft_sphere,
+)
+from ._space import (
+    AbstractSpace as AbstractSpace,
+    FreeSpace as FreeSpace,
+    PeriodicBox as PeriodicBox,
+    TriclinicBox as TriclinicBox,
+)
