@@ -185,7 +185,15 @@ def run_experiment(
     run = Run(run_dir, resume=resume, quiet=quiet)
     run.log(f"{exp.name}: {exp.description}")
     t0 = time.perf_counter()
-    metrics = exp.fn(cfg, run)
+    # A config field `float64` sets the precision of the whole run (default: JAX's).
+    float64 = getattr(cfg, "float64", None)
+    if float64 is None:
+        metrics = exp.fn(cfg, run)
+    else:
+        import jax
+
+        with jax.enable_x64(bool(float64)):
+            metrics = exp.fn(cfg, run)
     metrics = dict(metrics or {})
     metrics.setdefault("wall_time_s", round(time.perf_counter() - t0, 3))
     tmp = run_dir / (METRICS_FILE + ".tmp")
