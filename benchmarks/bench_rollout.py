@@ -101,8 +101,10 @@ def main(argv=None):
             t_grad = _time(grad, W, xs, repeats=3 if T >= 100_000 else 5)
             t_fwd = _time(fwd, W, xs, repeats=3 if T >= 100_000 else 5)
             rows.append((name, T, mem, t_grad, t_fwd))
-            print(f"{name:<18}{T:>8}{mem / 1e3:>14.1f}{t_grad * 1e3:>16.2f}{t_grad / t_fwd:>11.2f}",
-                  flush=True)
+            print(
+                f"{name:<18}{T:>8}{mem / 1e3:>14.1f}{t_grad * 1e3:>16.2f}{t_grad / t_fwd:>11.2f}",
+                flush=True,
+            )
     if args.plot:
         import matplotlib
 

@@ -11,8 +11,8 @@ from ._checkpoint import (
 )
 from ._memory import MemoryUsage as MemoryUsage, memory_usage as memory_usage
 from ._rollout import (
-    AbstractGradient as AbstractGradient,
     BPTT as BPTT,
+    AbstractGradient as AbstractGradient,
     Checkpointed as Checkpointed,
     DiscreteAdjoint as DiscreteAdjoint,
     Reversible as Reversible,

@@ -7,4 +7,14 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
 Scalar = Float[Array, ""]
 RealScalarLike = float | int | Scalar
 
-__all__ = ["Any", "Array", "ArrayLike", "Float", "Int", "PRNGKeyArray", "PyTree", "RealScalarLike", "Scalar"]
+__all__ = [
+    "Any",
+    "Array",
+    "ArrayLike",
+    "Float",
+    "Int",
+    "PRNGKeyArray",
+    "PyTree",
+    "RealScalarLike",
+    "Scalar",
+]

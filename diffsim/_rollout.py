@@ -95,9 +95,9 @@ def _nested_scan(step, state, xs, length, levels, segments=None):
     if main == length:
         return state, outs
     rest = length - main
-    state, outs_rest = jax.checkpoint(
-        lambda c, x: _nested_scan(step, c, x, rest, levels - 1)
-    )(state, _slice(xs, main, length))
+    state, outs_rest = jax.checkpoint(lambda c, x: _nested_scan(step, c, x, rest, levels - 1))(
+        state, _slice(xs, main, length)
+    )
     outs = jtu.tree_map(lambda a, b: jnp.concatenate([a, b]), outs, outs_rest)
     return state, outs
 
@@ -221,9 +221,7 @@ def costates(
         step_cc, states, xs, final_cotangent, out_cotangents, length, keep=True
     )
     lam_final = _materialise(final_cotangent, final)
-    lambdas = jtu.tree_map(
-        lambda a, b: jnp.concatenate([a, b[None]]), lams, lam_final
-    )
+    lambdas = jtu.tree_map(lambda a, b: jnp.concatenate([a, b[None]]), lams, lam_final)
     return lambdas, g_step, g_xs
 
 
@@ -241,7 +239,9 @@ def _length(xs, length):
         if None in sizes:
             raise ValueError("rollout: every leaf of xs needs a leading time axis; got a scalar")
         if len(sizes) != 1:
-            raise ValueError(f"rollout: leaves of xs disagree on the number of steps: {sorted(sizes)}")
+            raise ValueError(
+                f"rollout: leaves of xs disagree on the number of steps: {sorted(sizes)}"
+            )
         (n,) = sizes
         if length is not None and length != n:
             raise ValueError(f"rollout: length={length} but xs has {n} steps")
@@ -321,9 +321,7 @@ def _reverse_recursion(step, states, xs, g_final, g_outs, length, keep=False):
     if keep:
         g_xs, lams_next = ys
         # lams_next[t] is lambda_{t+1}; lambda_t for t < T is lams shifted by one.
-        lams = jtu.tree_map(
-            lambda l0, ln: jnp.concatenate([l0[None], ln[:-1]]), lam0, lams_next
-        )
+        lams = jtu.tree_map(lambda l0, ln: jnp.concatenate([l0[None], ln[:-1]]), lam0, lams_next)
         return lam0, g_step, g_xs, lams
     return lam0, g_step, ys
 
@@ -383,9 +381,7 @@ def _reversible_bwd(final, grad_obj, perturbed, vjp_arg, length):
     lam = _materialise(g_final, final)
     g_step = jtu.tree_map(jnp.zeros_like, eqx.filter(step, _is_diff))
     out_like = jax.eval_shape(lambda: step(final, _first(xs))[1])
-    out_like = jtu.tree_map(
-        lambda a: jax.ShapeDtypeStruct((length, *a.shape), a.dtype), out_like
-    )
+    out_like = jtu.tree_map(lambda a: jax.ShapeDtypeStruct((length, *a.shape), a.dtype), out_like)
     g_outs = _materialise(g_outs, out_like)
 
     def body(carry, inp):

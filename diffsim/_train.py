@@ -83,8 +83,11 @@ def fit(
     """
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"fit: steps must be an int >= 0, got {steps!r}")
-    for name, value in [("log_every", log_every), ("eval_every", eval_every),
-                        ("checkpoint_every", checkpoint_every)]:
+    for name, value in [
+        ("log_every", log_every),
+        ("eval_every", eval_every),
+        ("checkpoint_every", checkpoint_every),
+    ]:
         if not isinstance(value, int) or value < 0:
             raise ValueError(f"fit: {name} must be an int >= 0, got {value!r}")
     if resume and directory is None:
@@ -122,7 +125,11 @@ def fit(
         batch = batch_fn(kb, step) if batch_fn is not None else None
         (loss, aux), g = jax.value_and_grad(loss_and_aux, has_aux=True)(d, batch, kl)
         updates, opt_state = optimizer.update(
-            g, opt_state, d, value=loss, grad=g,
+            g,
+            opt_state,
+            d,
+            value=loss,
+            grad=g,
             value_fn=lambda p: loss_and_aux(p, batch, kl)[0],
         )
         return optax.apply_updates(d, updates), opt_state, loss, aux

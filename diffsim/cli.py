@@ -57,7 +57,9 @@ def _cmd_run(args) -> int:
         out, resume = run_dir, True
     else:
         if args.config is None:
-            return _error("run: give a config file (e.g. configs/ode_stability.toml) or --resume RUN_DIR")
+            return _error(
+                "run: give a config file (e.g. configs/ode_stability.toml) or --resume RUN_DIR"
+            )
         try:
             exp, cfg = load_config(args.config, args.set or [])
         except ConfigError as e:
@@ -83,8 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("config", nargs="?", help="configs/NAME.toml")
     p_run.add_argument("--out", help="run directory to create (default runs/<config>-<time>)")
     p_run.add_argument("--runs", default="runs", help="parent folder of default run directories")
-    p_run.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override a config value (TOML syntax), repeatable")
+    p_run.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value (TOML syntax), repeatable",
+    )
     p_run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     p_run.set_defaults(func=_cmd_run)
     p_list = sub.add_parser("list", help="list the experiments")

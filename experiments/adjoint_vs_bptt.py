@@ -17,6 +17,7 @@ from typing import Literal
 
 import equinox as eqx
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -92,14 +93,24 @@ def make_problem(name: str, cfg: Config, key):
     if name == "oscillator":
         true = {"k": jnp.asarray(2.0), "c": jnp.asarray(0.3)}
         init = {"k": jnp.asarray(1.0), "c": jnp.asarray(0.1)}
-        return (lambda p: (lambda t, y, a: oscillator(t, y, p))), jnp.array([1.0, 0.0]), \
-            true, init, (lambda t, y, a: oscillator(t, y, true))
+        return (
+            (lambda p: lambda t, y, a: oscillator(t, y, p)),
+            jnp.array([1.0, 0.0]),
+            true,
+            init,
+            (lambda t, y, a: oscillator(t, y, true)),
+        )
     if name == "lotka_volterra":
         vals = {"log_a": 1.5, "log_b": 1.0, "log_g": 3.0, "log_d": 1.0}
         true = {n: jnp.log(v) for n, v in vals.items()}
         init = {n: jnp.log(v * s) for (n, v), s in zip(vals.items(), [0.8, 1.2, 0.85, 1.15])}
-        return (lambda p: (lambda t, y, a: lotka_volterra(t, y, p))), jnp.array([1.0, 1.0]), \
-            true, init, (lambda t, y, a: lotka_volterra(t, y, true))
+        return (
+            (lambda p: lambda t, y, a: lotka_volterra(t, y, p)),
+            jnp.array([1.0, 1.0]),
+            true,
+            init,
+            (lambda t, y, a: lotka_volterra(t, y, true)),
+        )
     mlp = eqx.nn.MLP(2, 2, cfg.width, 2, activation=jnp.tanh, key=key)
     return (lambda p: p), jnp.array([2.0, 0.0]), None, NeuralField(mlp), spiral
 
@@ -119,90 +130,100 @@ def _rel(a, b):
     return float(jnp.linalg.norm(fa - fb) / jnp.linalg.norm(fb))
 
 
+def _study(name, pi, cfg, key, ts, run, metrics, ax):
+    """Measures and fits one problem with every mode; gives (rows, errors, fits)."""
+    field_of, y0, true, init, true_field = make_problem(name, cfg, jax.random.fold_in(key, pi))
+    # Observations from a much finer reference solve, plus noise.
+    ys_true = ode.solve(true_field, y0, ts, solver=ode.RK4(), dt=cfg.dt / 10)
+    obs = ys_true + cfg.noise * jax.random.normal(jax.random.fold_in(key, 100 + pi), ys_true.shape)
+
+    def loss(params, grad, dt=cfg.dt):
+        ys = ode.solve(field_of(params), y0, ts, solver=ode.RK4(), dt=dt, grad=grad)
+        return jnp.mean((ys - obs) ** 2)
+
+    diff0, static0 = eqx.partition(init, eqx.is_inexact_array)
+
+    def loss_d(d, grad, dt=cfg.dt):
+        return loss(eqx.combine(d, static0), grad, dt)
+
+    grads, rows = {}, {}
+    for mode in cfg.modes:
+        # Compile once; the compiled executable gives both the timing and XLA's
+        # memory analysis of the gradient.
+        g_fn = jax.jit(jax.grad(lambda d, m=mode: loss_d(d, MODES[m]()))).lower(diff0).compile()
+        f_fn = jax.jit(lambda d, m=mode: loss_d(d, MODES[m]())).lower(diff0).compile()
+        grads[mode] = g_fn(diff0)
+        t_grad, t_fwd = _time(g_fn, diff0), _time(f_fn, diff0)
+        mem = g_fn.memory_analysis().temp_size_in_bytes
+        rows[mode] = {"time_ms": 1e3 * t_grad, "x_forward": t_grad / t_fwd, "memory_kb": mem / 1e3}
+    for mode in cfg.modes:
+        rows[mode]["rel_diff_vs_bptt"] = _rel(grads[mode], grads["bptt"])
+        for k, v in rows[mode].items():
+            metrics[f"{name}.{mode}.{k}"] = v
+        run.log(
+            f"{name:15s} {mode:19s} rel.diff vs BPTT {rows[mode]['rel_diff_vs_bptt']:.2e}"
+            f"  {rows[mode]['time_ms']:.2f} ms/grad ({rows[mode]['x_forward']:.1f}x fwd)"
+            f"  {rows[mode]['memory_kb']:.1f} KB"
+        )
+
+    # Continuous adjoint against BPTT as dt -> 0: measured order.
+    errs = []
+    for dt in cfg.dt_sweep:
+        g_b = jax.grad(loss_d)(diff0, diffsim.BPTT(), dt)
+        g_c = jax.grad(loss_d)(diff0, ode.ContinuousAdjoint(), dt)
+        errs.append(_rel(g_c, g_b))
+    order = float(np.polyfit(np.log(cfg.dt_sweep), np.log(errs), 1)[0])
+    metrics[f"{name}.continuous_adjoint.order"] = order
+    metrics[f"{name}.continuous_adjoint.errors"] = errs
+    run.log(
+        f"{name}: continuous-adjoint error vs dt {[f'{e:.1e}' for e in errs]}, order {order:.2f}"
+    )
+
+    # Fit with each mode through the shared training loop.
+    fits = {}
+    for mode in cfg.modes:
+        out = diffsim.fit(
+            lambda p, b, k, m=mode: loss(p, MODES[m]()),
+            init,
+            optax.adam(cfg.lr),
+            steps=cfg.train_steps,
+            key=jax.random.fold_in(key, pi),
+            log_every=5,
+            directory=run.dir / "train" / f"{name}-{mode}",
+            resume=run.resume,
+            progress=False,
+        )
+        fits[mode] = out
+        final = out.history[-1]["loss"] if out.history else float(loss(init, diffsim.BPTT()))
+        metrics[f"{name}.{mode}.final_loss"] = final
+        if true is not None:
+            metrics[f"{name}.{mode}.param_rel_error"] = _rel(
+                eqx.filter(out.params, eqx.is_inexact_array), true
+            )
+    metrics[f"{name}.initial_loss"] = float(loss(init, diffsim.BPTT()))
+
+    fine = jnp.linspace(0.0, cfg.t_end, 400)
+    fitted = ode.solve(field_of(fits["bptt"].params), y0, fine, solver=ode.RK4(), dt=cfg.dt)
+    for j in range(obs.shape[1]):
+        ax.plot(ts, obs[:, j], "o", ms=3, color=f"C{j}", alpha=0.6)
+        ax.plot(fine, fitted[:, j], "-", color=f"C{j}")
+    ax.set_title(f"{name}: observed (dots) and fitted (BPTT)")
+    ax.set_xlabel("t")
+    return rows, errs, fits
+
+
 def run(cfg: Config, run) -> dict:
-    import jax.flatten_util  # noqa: F401  (used by _rel)
     import matplotlib.pyplot as plt
 
     key = jax.random.key(cfg.seed)
     ts = jnp.linspace(0.0, cfg.t_end, cfg.n_obs)
     metrics: dict = {}
     results = {}
-    fig_fit, axes_fit = plt.subplots(1, len(cfg.problems), figsize=(5 * len(cfg.problems), 3.6),
-                                     squeeze=False)
+    fig_fit, axes_fit = plt.subplots(
+        1, len(cfg.problems), figsize=(5 * len(cfg.problems), 3.6), squeeze=False
+    )
     for pi, name in enumerate(cfg.problems):
-        field_of, y0, true, init, true_field = make_problem(name, cfg, jax.random.fold_in(key, pi))
-        # Observations from a much finer reference solve, plus noise.
-        ys_true = ode.solve(true_field, y0, ts, solver=ode.RK4(), dt=cfg.dt / 10)
-        obs = ys_true + cfg.noise * jax.random.normal(jax.random.fold_in(key, 100 + pi),
-                                                      ys_true.shape)
-
-        def loss(params, grad, dt=cfg.dt):
-            ys = ode.solve(field_of(params), y0, ts, solver=ode.RK4(), dt=dt, grad=grad)
-            return jnp.mean((ys - obs) ** 2)
-
-        diff0, static0 = eqx.partition(init, eqx.is_inexact_array)
-
-        def loss_d(d, grad, dt=cfg.dt):
-            return loss(eqx.combine(d, static0), grad, dt)
-
-        grads, rows = {}, {}
-        for mode in cfg.modes:
-            # Compile once; the compiled executable gives both the timing and XLA's
-            # memory analysis of the gradient.
-            g_fn = jax.jit(jax.grad(lambda d, m=mode: loss_d(d, MODES[m]()))).lower(diff0).compile()
-            f_fn = jax.jit(lambda d, m=mode: loss_d(d, MODES[m]())).lower(diff0).compile()
-            grads[mode] = g_fn(diff0)
-            t_grad, t_fwd = _time(g_fn, diff0), _time(f_fn, diff0)
-            mem = g_fn.memory_analysis().temp_size_in_bytes
-            rows[mode] = {"time_ms": 1e3 * t_grad, "x_forward": t_grad / t_fwd,
-                          "memory_kb": mem / 1e3}
-        for mode in cfg.modes:
-            rows[mode]["rel_diff_vs_bptt"] = _rel(grads[mode], grads["bptt"])
-            for k, v in rows[mode].items():
-                metrics[f"{name}.{mode}.{k}"] = v
-            run.log(f"{name:15s} {mode:19s} rel.diff vs BPTT {rows[mode]['rel_diff_vs_bptt']:.2e}"
-                    f"  {rows[mode]['time_ms']:.2f} ms/grad ({rows[mode]['x_forward']:.1f}x fwd)"
-                    f"  {rows[mode]['memory_kb']:.1f} KB")
-
-        # Continuous adjoint against BPTT as dt -> 0: measured order.
-        errs = []
-        for dt in cfg.dt_sweep:
-            g_b = jax.grad(lambda d: loss_d(d, diffsim.BPTT(), dt))(diff0)
-            g_c = jax.grad(lambda d: loss_d(d, ode.ContinuousAdjoint(), dt))(diff0)
-            errs.append(_rel(g_c, g_b))
-        order = float(np.polyfit(np.log(cfg.dt_sweep), np.log(errs), 1)[0])
-        metrics[f"{name}.continuous_adjoint.order"] = order
-        metrics[f"{name}.continuous_adjoint.errors"] = errs
-        run.log(f"{name}: continuous-adjoint error vs dt {['%.1e' % e for e in errs]}, "
-                f"order {order:.2f}")
-
-        # Fit with each mode through the shared training loop.
-        fits = {}
-        for mode in cfg.modes:
-            out = diffsim.fit(
-                lambda p, b, k, m=mode: loss(p, MODES[m]()), init, optax.adam(cfg.lr),
-                steps=cfg.train_steps, key=jax.random.fold_in(key, pi), log_every=5,
-                directory=run.dir / "train" / f"{name}-{mode}", resume=run.resume,
-                progress=False,
-            )
-            fits[mode] = out
-            final = out.history[-1]["loss"] if out.history else float(loss(init, diffsim.BPTT()))
-            metrics[f"{name}.{mode}.final_loss"] = final
-            if true is not None:
-                metrics[f"{name}.{mode}.param_rel_error"] = _rel(
-                    eqx.filter(out.params, eqx.is_inexact_array), true
-                )
-        metrics[f"{name}.initial_loss"] = float(loss(init, diffsim.BPTT()))
-        results[name] = (rows, errs, fits)
-
-        ax = axes_fit[0][pi]
-        fine = jnp.linspace(0.0, cfg.t_end, 400)
-        fitted = ode.solve(field_of(fits["bptt"].params), y0, fine, solver=ode.RK4(), dt=cfg.dt)
-        for j in range(obs.shape[1]):
-            ax.plot(ts, obs[:, j], "o", ms=3, color=f"C{j}", alpha=0.6)
-            ax.plot(fine, fitted[:, j], "-", color=f"C{j}")
-        ax.set_title(f"{name}: observed (dots) and fitted (BPTT)")
-        ax.set_xlabel("t")
+        results[name] = _study(name, pi, cfg, key, ts, run, metrics, axes_fit[0][pi])
     run.save_figure(fig_fit, "fits.png")
 
     fig, axes = plt.subplots(1, 4, figsize=(20, 3.8))
@@ -215,8 +236,9 @@ def run(cfg: Config, run) -> dict:
         axes[2].loglog(cfg.dt_sweep, errs, "o-", label=name)
         for mode in cfg.modes:
             h = fits[mode].history
-            axes[3].semilogy([r["step"] for r in h], [r["loss"] for r in h],
-                             label=f"{name}/{mode}", lw=1)
+            axes[3].semilogy(
+                [r["step"] for r in h], [r["loss"] for r in h], label=f"{name}/{mode}", lw=1
+            )
     for ax, title in zip(axes[:2], ["gradient time / forward time", "working memory (KB)"]):
         ax.set_xticks(np.arange(len(cfg.modes)) + 0.4 - width / 2)
         ax.set_xticklabels(cfg.modes, rotation=20)

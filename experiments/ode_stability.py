@@ -38,8 +38,8 @@ class Config:
         default_factory=lambda: ["euler", "rk4"]
     )
     margin: float = dataclasses.field(
-        default=0.05, metadata={"min": 0, "max": 0.5,
-                                "help": "|R| band around 1 excluded from the verdict"}
+        default=0.05,
+        metadata={"min": 0, "max": 0.5, "help": "|R| band around 1 excluded from the verdict"},
     )
 
     def __post_init__(self):
@@ -80,8 +80,9 @@ def measure(cfg: Config, solver_name: str):
     angles = jnp.linspace(np.pi / 2 + 0.02, np.pi, cfg.n_angles)
     Ws = jax.vmap(lambda a: spectrum_matrix(a, cfg.hidden, key))(angles)
     grid = jax.jit(
-        jax.vmap(jax.vmap(lambda W, dt: gradient_norm(solver, W, dt, cfg.steps), (None, 0)),
-                 (0, None))
+        jax.vmap(
+            jax.vmap(lambda W, dt: gradient_norm(solver, W, dt, cfg.steps), (None, 0)), (0, None)
+        )
     )
     G = np.asarray(grid(Ws, dts))  # (angles, dts)
     z = np.exp(1j * np.asarray(angles))[:, None] * np.asarray(dts)[None, :]
@@ -99,8 +100,9 @@ def run(cfg: Config, run) -> dict:
     assert jnp.allclose(euler, h + 0.3 * jnp.tanh(W @ h), rtol=1e-12, atol=1e-12)
 
     metrics: dict = {}
-    fig, axes = plt.subplots(1, len(cfg.solvers), figsize=(5.2 * len(cfg.solvers), 4.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(cfg.solvers), figsize=(5.2 * len(cfg.solvers), 4.4), squeeze=False
+    )
     for ax, name in zip(axes[0], cfg.solvers):
         z, R, G = measure(cfg, name)
         rate = np.log(np.maximum(G, 1e-300)) / cfg.steps  # measured growth per step
@@ -119,17 +121,25 @@ def run(cfg: Config, run) -> dict:
             np.max(np.abs(rate[outside] - theory[outside])) if outside.any() else 0.0
         )
         metrics[f"{name}_max_log10_grad_norm"] = float(np.log10(G.max()))
-        run.log(f"{name}: {outside.sum()} grid points outside the stability region, "
-                f"{grows.mean():.3f} of them with exploding gradients; "
-                f"{inside.sum()} inside, {bounded.mean():.3f} bounded")
+        run.log(
+            f"{name}: {outside.sum()} grid points outside the stability region, "
+            f"{grows.mean():.3f} of them with exploding gradients; "
+            f"{inside.sum()} inside, {bounded.mean():.3f} bounded"
+        )
 
         zs = np.concatenate([z, z.conj()])
         Gs = np.concatenate([G, G])
-        sc = ax.scatter(zs.real, zs.imag, c=np.log10(np.maximum(Gs, 1e-30)), cmap="coolwarm",
-                        s=9, vmin=-6, vmax=6)
+        sc = ax.scatter(
+            zs.real,
+            zs.imag,
+            c=np.log10(np.maximum(Gs, 1e-30)),
+            cmap="coolwarm",
+            s=9,
+            vmin=-6,
+            vmax=6,
+        )
         X, Y = np.meshgrid(np.linspace(-4.5, 0.8, 300), np.linspace(-4.2, 4.2, 300))
-        Rg = np.abs(np.asarray(ode.stability_function(SOLVERS[name](),
-                                                      jnp.asarray(X + 1j * Y))))
+        Rg = np.abs(np.asarray(ode.stability_function(SOLVERS[name](), jnp.asarray(X + 1j * Y))))
         ax.contour(X, Y, Rg, levels=[1.0], colors="k", linewidths=1.5)
         ax.set_title(f"{name}: log10 ||dh_T/dh_0||, T={cfg.steps}; |R(z)|=1 in black")
         ax.set_xlabel("Re(dt lambda)")

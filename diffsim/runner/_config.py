@@ -73,9 +73,7 @@ def build_config(cls: type, data: dict, source: str, prefix: str = "") -> Any:
         close = difflib.get_close_matches(k, list(fields), n=1)
         hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
         allowed = ", ".join(sorted(fields))
-        raise ConfigError(
-            f"{source}: unknown key '{prefix}{k}'{hint} (allowed keys: {allowed})"
-        )
+        raise ConfigError(f"{source}: unknown key '{prefix}{k}'{hint} (allowed keys: {allowed})")
     kwargs = {}
     for name, f in fields.items():
         key = prefix + name
@@ -224,8 +222,10 @@ def _scalar(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):
-        return repr(v) if v == v and v not in (float("inf"), float("-inf")) else (
-            "nan" if v != v else ("inf" if v > 0 else "-inf")
+        return (
+            repr(v)
+            if v == v and v not in (float("inf"), float("-inf"))
+            else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
         )
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'

@@ -117,8 +117,9 @@ def test_reversible_memory_is_constant():
     def grad_fn(T):
         step, inverse = _leapfrog(2.0, 0.01)
         f = lambda q0: jnp.sum(
-            ds.rollout(lambda s, x: (step(s, x)[0], None), (q0, q0), length=T,
-                       grad=ds.Reversible(inverse))[0][0]
+            ds.rollout(
+                lambda s, x: (step(s, x)[0], None), (q0, q0), length=T, grad=ds.Reversible(inverse)
+            )[0][0]
         )
         return ds.memory_usage(jax.grad(f), jnp.ones(16)).temp
 
@@ -130,9 +131,7 @@ def test_checkpointed_memory_sublinear():
 
     def mem(T, grad):
         xs = jnp.zeros((T, 32))
-        f = lambda h: jnp.sum(
-            ds.rollout(lambda h, x: (jnp.tanh(h + x), None), h, xs, grad=grad)[0]
-        )
+        f = lambda h: jnp.sum(ds.rollout(lambda h, x: (jnp.tanh(h + x), None), h, xs, grad=grad)[0])
         return ds.memory_usage(jax.grad(f), jnp.ones(32)).temp
 
     b1, b2 = mem(1_000, ds.BPTT()), mem(16_000, ds.BPTT())
@@ -190,8 +189,9 @@ def test_jit_vmap_no_retrace(getkey):
 
     @eqx.debug.assert_max_traces(max_traces=1)
     def f(h0):
-        return jnp.sum(ds.rollout(lambda h, x: (jnp.tanh(h + x), None), h0, xs,
-                                  grad=ds.DiscreteAdjoint())[0])
+        return jnp.sum(
+            ds.rollout(lambda h, x: (jnp.tanh(h + x), None), h0, xs, grad=ds.DiscreteAdjoint())[0]
+        )
 
     g = jax.jit(jax.vmap(jax.grad(f)))
     a = g(jnp.ones((4, 3)))

@@ -25,8 +25,12 @@ TOY = "toy_experiment:run"
 def cli(*args, cwd, timeout=300):
     env = dict(os.environ, PYTHONPATH=str(HERE), MPLBACKEND="Agg")
     return subprocess.run(
-        [sys.executable, "-m", "diffsim.cli", *args], cwd=cwd, env=env,
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "diffsim.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -79,7 +83,7 @@ def test_config_types_and_overrides(tmp_path):
 def test_toml_roundtrip():
     import tomllib
 
-    data = {"a": 1, "b": 2.5, "c": "x\"y", "d": [1, 2], "e": True, "t": {"u": {"v": 1e-8}}}
+    data = {"a": 1, "b": 2.5, "c": 'x"y', "d": [1, 2], "e": True, "t": {"u": {"v": 1e-8}}}
     assert tomllib.loads(to_toml(data)) == data
 
 
@@ -133,7 +137,10 @@ def test_sigkill_and_resume_is_bitwise_identical(tmp_path):
     run_dir = tmp_path / "killed"
     proc = subprocess.Popen(
         [sys.executable, "-m", "diffsim.cli", "run", str(path), "--out", str(run_dir)],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 240
     metrics = run_dir / "metrics.jsonl"
@@ -152,7 +159,9 @@ def test_sigkill_and_resume_is_bitwise_identical(tmp_path):
     a = (tmp_path / "full" / "checkpoint.eqx").read_bytes()
     b = (run_dir / "checkpoint.eqx").read_bytes()
     assert a == b  # bitwise-equal parameters and optimiser state
-    losses = lambda d: [json.loads(l)["loss"] for l in (d / "metrics.jsonl").read_text().splitlines()]
+    losses = lambda d: [
+        json.loads(l)["loss"] for l in (d / "metrics.jsonl").read_text().splitlines()
+    ]
     assert losses(run_dir) == losses(tmp_path / "full")
     again = cli("run", "--resume", str(run_dir), cwd=tmp_path)
     assert again.returncode == 2 and "already finished" in again.stderr
@@ -163,8 +172,16 @@ def test_fit_nan_loss_raises_and_keeps_checkpoint(tmp_path):
         return jnp.where(p > 3.0, jnp.nan, (p - 10.0) ** 2)
 
     with pytest.raises(FloatingPointError, match="step"):
-        diffsim.fit(loss_fn, jnp.asarray(0.0), optax.sgd(0.1), steps=100, key=jax.random.key(0),
-                    directory=tmp_path, checkpoint_every=1, progress=False)
+        diffsim.fit(
+            loss_fn,
+            jnp.asarray(0.0),
+            optax.sgd(0.1),
+            steps=100,
+            key=jax.random.key(0),
+            directory=tmp_path,
+            checkpoint_every=1,
+            progress=False,
+        )
     # sgd steps p: 0 -> 2 -> 3.6, where the loss is NaN; the checkpoint is the state at
     # step 2, before the failing update, and training can be resumed from it.
     (p, _), meta = diffsim.load_checkpoint(tmp_path / "checkpoint.eqx", (jnp.asarray(0.0), ()))
@@ -173,19 +190,40 @@ def test_fit_nan_loss_raises_and_keeps_checkpoint(tmp_path):
 
 def test_fit_refuses_to_overwrite(tmp_path):
     loss_fn = lambda p, b, k: jnp.sum(p**2)
-    diffsim.fit(loss_fn, jnp.ones(2), optax.sgd(0.1), steps=3, key=jax.random.key(0),
-                directory=tmp_path, progress=False)
+    diffsim.fit(
+        loss_fn,
+        jnp.ones(2),
+        optax.sgd(0.1),
+        steps=3,
+        key=jax.random.key(0),
+        directory=tmp_path,
+        progress=False,
+    )
     with pytest.raises(FileExistsError, match="resume=True"):
-        diffsim.fit(loss_fn, jnp.ones(2), optax.sgd(0.1), steps=3, key=jax.random.key(0),
-                    directory=tmp_path, progress=False)
+        diffsim.fit(
+            loss_fn,
+            jnp.ones(2),
+            optax.sgd(0.1),
+            steps=3,
+            key=jax.random.key(0),
+            directory=tmp_path,
+            progress=False,
+        )
 
 
 def test_fit_lbfgs_and_eval():
     A = jnp.array([[3.0, 1.0], [1.0, 2.0]])
     loss_fn = lambda p, b, k: 0.5 * p @ A @ p - jnp.sum(p)
-    out = diffsim.fit(loss_fn, jnp.zeros(2), optax.lbfgs(), steps=20, key=jax.random.key(0),
-                      eval_fn=lambda p, k: {"norm": jnp.linalg.norm(p)}, eval_every=10,
-                      progress=False)
+    out = diffsim.fit(
+        loss_fn,
+        jnp.zeros(2),
+        optax.lbfgs(),
+        steps=20,
+        key=jax.random.key(0),
+        eval_fn=lambda p, k: {"norm": jnp.linalg.norm(p)},
+        eval_every=10,
+        progress=False,
+    )
     np.testing.assert_allclose(out.params, jnp.linalg.solve(A, jnp.ones(2)), rtol=1e-8)
     assert "eval_norm" in out.history[-1]
 

@@ -42,8 +42,17 @@ def run(cfg: Config, run):
     opt = {"adam": optax.adam, "sgd": optax.sgd}[cfg.optim.name](cfg.optim.lr)
     stop = (lambda rec: time.sleep(cfg.delay) or False) if cfg.delay else None
     result = diffsim.fit(
-        loss_fn, model, opt, steps=cfg.steps, key=jax.random.fold_in(key, 2),
-        batch_fn=batch_fn, log_every=1, checkpoint_every=cfg.checkpoint_every,
-        directory=run.dir, resume=run.resume, progress=False, stop_fn=stop,
+        loss_fn,
+        model,
+        opt,
+        steps=cfg.steps,
+        key=jax.random.fold_in(key, 2),
+        batch_fn=batch_fn,
+        log_every=1,
+        checkpoint_every=cfg.checkpoint_every,
+        directory=run.dir,
+        resume=run.resume,
+        progress=False,
+        stop_fn=stop,
     )
     return {"final_loss": result.history[-1]["loss"], "steps": len(result.history)}

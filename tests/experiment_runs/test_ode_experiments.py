@@ -20,8 +20,9 @@ def test_configs_validate():
 
 
 def test_ode_stability_gradients_explode_exactly_outside_region(tmp_path):
-    exp, cfg = small("ode_stability", hidden=4, steps=40, n_dt=10, n_angles=7,
-                     solvers=["euler", "heun"])
+    exp, cfg = small(
+        "ode_stability", hidden=4, steps=40, n_dt=10, n_angles=7, solvers=["euler", "heun"]
+    )
     metrics, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
     for s in cfg.solvers:
         assert metrics[f"{s}_points_outside"] > 0 and metrics[f"{s}_points_inside"] > 0
@@ -34,8 +35,15 @@ def test_ode_stability_gradients_explode_exactly_outside_region(tmp_path):
 
 
 def test_adjoint_vs_bptt_modes_agree_and_fit(tmp_path):
-    exp, cfg = small("adjoint_vs_bptt", problems=["oscillator"], n_obs=21, dt=0.1,
-                     train_steps=40, lr=0.05, dt_sweep=[0.2, 0.1, 0.05])
+    exp, cfg = small(
+        "adjoint_vs_bptt",
+        problems=["oscillator"],
+        n_obs=21,
+        dt=0.1,
+        train_steps=40,
+        lr=0.05,
+        dt_sweep=[0.2, 0.1, 0.05],
+    )
     metrics, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
     assert metrics["max_rel_diff_exact_modes"] <= 1e-10
     errors = metrics["oscillator.continuous_adjoint.errors"]
