@@ -1,10 +1,28 @@
 """ODE solvers: Runge-Kutta (fixed and adaptive), symplectic, with one `solve` entry point.
 
 `solver.step(f, t, y, args, dt)` takes one step of dy/dt = f(t, y, args) for any pytree y;
-`solve(f, y0, ts, args, solver=..., dt=..., grad=...)` gives the states at `ts` with a
-selectable gradient strategy (the rollout strategies, `ReversibleSolve`, `ContinuousAdjoint`).
+`solve(f, y0, ts, args, solver=..., dt=..., grad=...)` gives the states at `ts`. A fixed-step
+solve is the solver's step run by `diffsim.rollout`, so `grad` is a rollout strategy:
+
+| grad                         | exact? | memory (T steps)        | solvers                  |
+| ---------------------------- | ------ | ----------------------- | ------------------------ |
+| `diffsim.BPTT()`             | yes    | O(T) stage residuals    | all                      |
+| `diffsim.Checkpointed()`     | yes    | O(sqrt T) states        | all                      |
+| `diffsim.DiscreteAdjoint()`  | yes    | O(T) states             | all                      |
+| `ReversibleSolve()`          | yes*   | O(len(ts)) states       | Leapfrog, SymplecticEuler |
+| `ContinuousAdjoint()`        | no     | O(len(ts)) states       | all                      |
+
+(* up to the round-off of running the solver backwards.) `diffsim.Reversible(inverse)` is
+accepted too, with `inverse(y_next, (t, dt)) -> y`. Adaptive `Dopri5` solves (no `dt`) run a
+bounded rollout of `max_steps` attempts and take BPTT, Checkpointed, DiscreteAdjoint and
+ContinuousAdjoint.
+
+Stability: `stability_function(solver, z)` gives R(z) (z = h lambda), `is_stable(solver, h, lam)`,
+`stability_region` a grid of |R| and `plot_stability_regions` the |R| = 1 contours.
 """
 
+from ._adaptive import PIController as PIController
+from ._adjoint import ContinuousAdjoint as ContinuousAdjoint, ReversibleSolve as ReversibleSolve
 from ._base import (
     AbstractAdaptiveRK as AbstractAdaptiveRK,
     AbstractExplicitRK as AbstractExplicitRK,
@@ -19,13 +37,6 @@ from ._explicit import (
     Heun as Heun,
     Midpoint as Midpoint,
 )
-from ._symplectic import (
-    Leapfrog as Leapfrog,
-    SymplecticEuler as SymplecticEuler,
-    VelocityVerlet as VelocityVerlet,
-)
-from ._adaptive import PIController as PIController
-from ._adjoint import ContinuousAdjoint as ContinuousAdjoint, ReversibleSolve as ReversibleSolve
 from ._solve import solve as solve
 from ._stability import (
     is_stable as is_stable,
@@ -33,4 +44,9 @@ from ._stability import (
     real_stability_boundary as real_stability_boundary,
     stability_function as stability_function,
     stability_region as stability_region,
+)
+from ._symplectic import (
+    Leapfrog as Leapfrog,
+    SymplecticEuler as SymplecticEuler,
+    VelocityVerlet as VelocityVerlet,
 )

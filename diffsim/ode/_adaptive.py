@@ -127,9 +127,7 @@ def integrate_adaptive(
         h = initial_step(solver, f, t0, y0, args, f0, rtol, atol, ts[1] - ts[0])
     else:
         h = jnp.asarray(dt0, jnp.result_type(ts))
-    ys = jtu.tree_map(
-        lambda a: jnp.full((m + 1, *a.shape), jnp.nan, a.dtype).at[0].set(a), y0
-    )
+    ys = jtu.tree_map(lambda a: jnp.full((m + 1, *a.shape), jnp.nan, a.dtype).at[0].set(a), y0)
     k = solver.error_order + 1
     state = AdaptiveState(
         t=jnp.asarray(t0),

@@ -52,9 +52,11 @@ def _strong(tree):
     # Weak-typed arrays (a Python float traced by jax.grad) would lose their cotangents
     # in filter_custom_vjp.
     return jtu.tree_map(
-        lambda c: jnp.array(c, dtype=c.dtype)
-        if eqx.is_inexact_array(c) and getattr(c, "weak_type", False)
-        else c,
+        lambda c: (
+            jnp.array(c, dtype=c.dtype)
+            if eqx.is_inexact_array(c) and getattr(c, "weak_type", False)
+            else c
+        ),
         tree,
     )
 

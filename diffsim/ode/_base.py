@@ -76,14 +76,14 @@ class ButcherTableau:
 
 def _combine(y, ks, coeffs, dt):
     """y + dt * sum_j coeffs[j] * ks[j] over the pytree, skipping zero coefficients."""
-    terms = [(c, k) for c, k in zip(coeffs, ks) if c != 0.0]
+    terms = [(c, k) for c, k in zip(coeffs, ks, strict=False) if c != 0.0]
     if not terms:
         return y
     cs = [c for c, _ in terms]
 
     def leaf(y_, *k_):
         acc = cs[0] * k_[0] if cs[0] != 1.0 else k_[0]
-        for c, kk in zip(cs[1:], k_[1:]):
+        for c, kk in zip(cs[1:], k_[1:], strict=True):
             acc = acc + (c * kk if c != 1.0 else kk)
         return (y_ + dt * acc).astype(jnp.result_type(y_))
 
@@ -115,7 +115,9 @@ class AbstractExplicitRK(AbstractSolver):
     tableau: eqx.AbstractClassVar[ButcherTableau]
 
     def stages(self, f: VectorField, t, y: PyTree, args: Any, dt, k0=None, n=None) -> list:
-        """Gives the first `n` (default all) stage derivatives k_i; `k0`, if given, is f(t, y, args)."""
+        """Gives the first `n` (default all) stage derivatives k_i.
+
+        `k0`, if given, is f(t, y, args) (first-same-as-last reuse)."""
         tab = self.tableau
         ks = [f(t, y, args) if k0 is None else k0]
         for i in range(1, tab.stages if n is None else n):
@@ -144,7 +146,7 @@ class AbstractExplicitRK(AbstractSolver):
         return _combine(y, ks, b[:needed], dt)
 
     def stability_function(self, z):
-        """Gives R(z) (complex z = h * lambda, any shape): the per-step growth factor on y' = lambda y."""
+        """Gives R(z), the per-step growth factor on y' = lambda y (complex z = h lambda)."""
         coeffs = self.tableau.stability_polynomial()
         z = jnp.asarray(z)
         out = jnp.zeros_like(z, dtype=jnp.result_type(z, 1.0))
@@ -171,10 +173,11 @@ class AbstractAdaptiveRK(AbstractExplicitRK):
 
 
 class AbstractReversibleSolver(AbstractSolver):
-    """A solver whose step has an exact inverse: `inverse_step(f, t, step(f, t, y, args, dt), args, dt) == y`
-    up to round-off. `solve(..., grad=ReversibleSolve())` uses it for O(1)-memory gradients."""
+    """A solver whose step has an exact inverse.
+
+    `inverse_step(f, t, step(f, t, y, args, dt), args, dt) == y` up to round-off;
+    `solve(..., grad=ReversibleSolve())` uses it for O(1)-memory gradients."""
 
     @abc.abstractmethod
     def inverse_step(self, f: VectorField, t, y_next: PyTree, args: Any, dt) -> PyTree:
         """Gives the state y at time t from y_next = step(f, t, y, args, dt)."""
-

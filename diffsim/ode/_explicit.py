@@ -24,9 +24,7 @@ class Midpoint(AbstractExplicitRK):
     """
 
     order: ClassVar[int] = 2
-    tableau: ClassVar[ButcherTableau] = ButcherTableau(
-        c=(0.0, 0.5), a=((), (0.5,)), b=(0.0, 1.0)
-    )
+    tableau: ClassVar[ButcherTableau] = ButcherTableau(c=(0.0, 0.5), a=((), (0.5,)), b=(0.0, 1.0))
 
 
 class Heun(AbstractExplicitRK):
@@ -36,9 +34,7 @@ class Heun(AbstractExplicitRK):
     """
 
     order: ClassVar[int] = 2
-    tableau: ClassVar[ButcherTableau] = ButcherTableau(
-        c=(0.0, 1.0), a=((), (1.0,)), b=(0.5, 0.5)
-    )
+    tableau: ClassVar[ButcherTableau] = ButcherTableau(c=(0.0, 1.0), a=((), (1.0,)), b=(0.5, 0.5))
 
 
 class RK4(AbstractExplicitRK):
@@ -91,6 +87,6 @@ class Dopri5(AbstractAdaptiveRK):
             _DOPRI5_B[:6],
         ),
         b=_DOPRI5_B,
-        b_error=tuple(b - bh for b, bh in zip(_DOPRI5_B, _DOPRI5_B_HAT)),
+        b_error=tuple(b - bh for b, bh in zip(_DOPRI5_B, _DOPRI5_B_HAT, strict=True)),
         fsal=True,
     )

@@ -85,7 +85,9 @@ def steps_per_interval(ts, dt, n_steps, name="solve"):
     """The static number of steps per interval from `dt` (needs concrete ts, dt) or `n_steps`."""
     if n_steps is not None:
         if dt is not None:
-            raise ValueError(f"{name}: pass dt or n_steps, not both (got dt={dt}, n_steps={n_steps})")
+            raise ValueError(
+                f"{name}: pass dt or n_steps, not both (got dt={dt}, n_steps={n_steps})"
+            )
         if not isinstance(n_steps, int) or n_steps < 1:
             raise ValueError(f"{name}: n_steps must be an int >= 1, got {n_steps!r}")
         return n_steps
@@ -110,7 +112,6 @@ def steps_per_interval(ts, dt, n_steps, name="solve"):
 def make_inverse(solver, f, args):
     """`inverse(y_next, (t, dt)) -> y` from a reversible solver's `inverse_step`."""
     return lambda y_next, x: solver.inverse_step(f, x[0], y_next, args, x[1])
-
 
 
 def concrete(x):

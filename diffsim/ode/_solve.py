@@ -17,7 +17,13 @@ from ._base import AbstractAdaptiveRK, AbstractReversibleSolver, AbstractSolver,
 from ._explicit import RK4
 from ._fixed import concrete, integrate_fixed, make_inverse, steps_per_interval
 
-_GRADS = "BPTT(), Checkpointed(), DiscreteAdjoint(), Reversible(inverse), ReversibleSolve() or ContinuousAdjoint()"
+_GRADS = (
+    "BPTT(), Checkpointed(), DiscreteAdjoint(), Reversible(inverse), ReversibleSolve() "
+    "or ContinuousAdjoint()"
+)
+_BPTT = BPTT()
+_RK4 = RK4()
+_PI = PIController()
 
 
 class _Integrator(eqx.Module):
@@ -32,7 +38,7 @@ class _Integrator(eqx.Module):
     controller: PIController
     throw: bool = eqx.field(static=True)
 
-    def __call__(self, f, y0, ts, args, grad: AbstractGradient = BPTT()):
+    def __call__(self, f, y0, ts, args, grad: AbstractGradient = _BPTT):
         if self.n is not None:
             return integrate_fixed(self.solver, f, y0, ts, args, self.n, grad)
         ys, reached, _, _ = integrate_adaptive(
@@ -64,18 +70,18 @@ class _Integrator(eqx.Module):
 def solve(
     f: VectorField,
     y0: PyTree,
-    ts: Float[Array, " m"],
+    ts: Float[Array, " m"],  # noqa: F722
     args: Any = None,
     *,
-    solver: AbstractSolver = RK4(),
+    solver: AbstractSolver = _RK4,
     dt: float | None = None,
     n_steps: int | None = None,
-    grad: Any = BPTT(),
+    grad: Any = _BPTT,
     rtol: float = 1e-6,
     atol: float = 1e-9,
     max_steps: int = 4096,
     dt0: float | None = None,
-    controller: PIController = PIController(),
+    controller: PIController = _PI,
     throw: bool = True,
 ) -> PyTree:
     """Gives the solution of dy/dt = f(t, y, args), y(ts[0]) = y0, at the times `ts`.
@@ -101,7 +107,9 @@ def solve(
     - `grad`: the gradient strategy: the rollout strategies `diffsim.BPTT()`,
       `Checkpointed()`, `DiscreteAdjoint()` run per solver step; `diffsim.Reversible(inverse)`
       with `inverse(y_next, (t, dt)) -> y`, or `ReversibleSolve()` which builds it from a
-      reversible solver; `ContinuousAdjoint()` (approximate, O(1) memory).
+      reversible solver; `ContinuousAdjoint()` (approximate, O(1) memory). For adaptive
+      solves the rollout state holds the buffer of saved states, so `DiscreteAdjoint`
+      stores max_steps x len(ts) states: prefer `Checkpointed()` there when len(ts) is large.
     - `rtol`, `atol`: tolerances of adaptive steps (> 0).
     - `max_steps`: bound on adaptive step attempts (the scan length; memory of BPTT).
     - `dt0`: first adaptive step; `None` picks it from f (Hairer-Wanner).
@@ -128,7 +136,7 @@ def solve(
         raise TypeError(f"solve: solver must be a diffsim.ode solver such as RK4(), got {solver!r}")
     if not isinstance(grad, (AbstractGradient, ReversibleSolve, ContinuousAdjoint)):
         raise TypeError(f"solve: grad must be one of {_GRADS}, got {grad!r}")
-    ts = _check_ts(ts)
+    ts, ts_np = _check_ts(ts)
     y0 = _check_y0(y0)
     if ts.shape[0] == 1:
         return jtu.tree_map(lambda a: a[None], y0)
@@ -148,11 +156,11 @@ def solve(
             dt0 = _check_positive(dt0, "dt0")
         n = None
     else:
-        n = steps_per_interval(ts, dt, n_steps)
+        n = steps_per_interval(ts if ts_np is None else ts_np, dt, n_steps)
     integrator = _Integrator(solver, n, rtol, atol, max_steps, dt0, controller, throw)
 
     if isinstance(grad, ContinuousAdjoint):
-        return continuous_adjoint_solve(integrator, f, y0, ts, args)
+        return _run_adjoint(integrator, f, y0, ts, args)
     if isinstance(grad, (ReversibleSolve, Reversible)):
         if adaptive:
             raise ValueError(
@@ -166,17 +174,32 @@ def solve(
                     f"SymplecticEuler()), got solver={type(solver).__name__}()"
                 )
             grad = Reversible(make_inverse(solver, f, args))
+    return _run(integrator, f, y0, ts, args, grad)
+
+
+# One compiled program per call outside jit (instead of op-by-op dispatch); inlined
+# when `solve` is itself traced.
+@eqx.filter_jit
+def _run(integrator, f, y0, ts, args, grad):
     return integrator(f, y0, ts, args, grad)
 
 
+@eqx.filter_jit
+def _run_adjoint(integrator, f, y0, ts, args):
+    return continuous_adjoint_solve(integrator, f, y0, ts, args)
+
+
 def _check_ts(ts):
+    ts_np = concrete(ts)
     ts = jnp.asarray(ts)
     if not jnp.issubdtype(ts.dtype, jnp.floating):
         ts = ts.astype(jnp.result_type(float))
     if ts.ndim != 1 or ts.shape[0] < 1:
-        raise ValueError(f"solve: ts must be a 1-d array with at least one time, got shape {ts.shape}")
-    ts_np = concrete(ts)
+        raise ValueError(
+            f"solve: ts must be a 1-d array with at least one time, got shape {ts.shape}"
+        )
     if ts_np is not None:
+        ts_np = ts_np.astype(ts.dtype)
         if not np.all(np.isfinite(ts_np)):
             raise ValueError(f"solve: ts must be finite, got {ts_np}")
         if ts_np.shape[0] > 1 and not np.all(np.diff(ts_np) > 0):
@@ -185,7 +208,7 @@ def _check_ts(ts):
         ts = eqx.error_if(
             ts, jnp.logical_not(jnp.all(ts[1:] > ts[:-1])), "solve: ts must be strictly increasing"
         )
-    return ts
+    return ts, ts_np
 
 
 def _check_y0(y0):
@@ -200,7 +223,9 @@ def _check_y0(y0):
         a_np = concrete(a)
         if a_np is not None:
             if np.any(np.isnan(a_np)):
-                raise ValueError(f"solve: y0 contains NaN (shape {a.shape}); give a finite initial state")
+                raise ValueError(
+                    f"solve: y0 contains NaN (shape {a.shape}); give a finite initial state"
+                )
             return a
         return eqx.error_if(a, jnp.any(jnp.isnan(a)), "solve: y0 contains NaN")
 
@@ -214,4 +239,3 @@ def _check_positive(x, name):
             raise ValueError(f"solve: {name} must be a positive scalar, got {name}={x}")
         return float(x_np)
     return eqx.error_if(x, jnp.logical_not(x > 0), f"solve: {name} must be > 0")
-

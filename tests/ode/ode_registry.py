@@ -40,9 +40,7 @@ def ham_field(t, y, args):
 
 
 def harmonic_exact(t, q0, p0, w):
-    return q0 * np.cos(w * t) + p0 / w * np.sin(w * t), -q0 * w * np.sin(w * t) + p0 * np.cos(
-        w * t
-    )
+    return q0 * np.cos(w * t) + p0 / w * np.sin(w * t), -q0 * w * np.sin(w * t) + p0 * np.cos(w * t)
 
 
 HAM_Y0 = (jnp.array([1.0, -0.5]), jnp.array([0.0, 0.3]))
