@@ -6,7 +6,9 @@ next state. After training, evaluating it on every neighbourhood configuration g
 discrete rule table: the learned weights are the rule.
 """
 
-from __future__ import annotations
+# ruff: noqa: F722  (jaxtyping shape strings are not forward references)
+
+import math
 
 import equinox as eqx
 import jax
@@ -56,7 +58,7 @@ def configuration_index(patches: Int[ArrayLike, "... taps"]) -> Int[Array, "..."
     patches = jnp.asarray(patches).astype(jnp.int32)
     taps = patches.shape[-1]
     weights = jnp.asarray(2 ** np.arange(taps - 1, -1, -1), jnp.int32)
-    return jnp.sum(patches * weights, axis=-1)
+    return patches @ weights
 
 
 def true_table(rule: ElementaryRule | LifeLikeRule) -> Int[Array, " n"]:
@@ -122,18 +124,18 @@ class LocalRuleNet(eqx.Module):
         self.dims = dims
         self.boundary = boundary
         # Inputs are 0/1, so the convolution sees centred inputs 2x - 1 (see `features`).
-        self.conv_weight = jax.random.normal(k1, (channels, taps), dtype) / np.sqrt(taps)
+        self.conv_weight = jax.random.normal(k1, (channels, taps), dtype) / math.sqrt(taps)
         self.conv_bias = jnp.zeros(channels, dtype)
-        self.hidden_weight = jax.random.normal(k2, (hidden, channels), dtype) / np.sqrt(channels)
+        self.hidden_weight = jax.random.normal(k2, (hidden, channels), dtype) / math.sqrt(channels)
         self.hidden_bias = jnp.zeros(hidden, dtype)
-        self.out_weight = jax.random.normal(k3, (hidden,), dtype) / np.sqrt(hidden)
+        self.out_weight = jax.random.normal(k3, (hidden,), dtype) / math.sqrt(hidden)
         self.out_bias = jnp.zeros((), dtype)
 
     def patch_logits(self, patches: Float[ArrayLike, "... taps"]) -> Float[Array, "..."]:
         """Gives the next-state logit for neighbourhoods given as a trailing axis."""
         x = 2 * jnp.asarray(patches, self.conv_weight.dtype) - 1
-        h = jnp.tanh(x @ self.conv_weight.T + self.conv_bias)
-        h = jnp.tanh(h @ self.hidden_weight.T + self.hidden_bias)
+        h = jnp.tanh(_affine(x, self.conv_weight, self.conv_bias))
+        h = jnp.tanh(_affine(h, self.hidden_weight, self.hidden_bias))
         return h @ self.out_weight + self.out_bias
 
     def logits(self, cells: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
@@ -149,6 +151,11 @@ class LocalRuleNet(eqx.Module):
         return (self.patch_logits(configurations(self.dims)) > 0).astype(jnp.int32)
 
 
+def _affine(x, weight, bias):
+    """`x @ weight.T + bias` over the trailing axis, with explicit broadcasting."""
+    return x @ weight.T + bias.reshape((1,) * (x.ndim - 1) + bias.shape)
+
+
 def rollout_logits(
     model: LocalRuleNet,
     cells: Float[ArrayLike, "..."],
@@ -156,16 +163,22 @@ def rollout_logits(
     *,
     grad: AbstractGradient = BPTT(),
 ) -> Float[Array, "..."]:
-    """Gives the logits of the state `k` steps after `cells` under the soft automaton.
+    """Gives the logits of the state `k` steps after `cells` under the learned automaton.
 
-    Runs `model.step` for `k - 1` steps with `diffsim.rollout` (so `grad` picks how the
-    gradient goes back through them), then `model.logits` once.
+    Runs `k - 1` steps with `diffsim.rollout` (so `grad` picks how the gradient goes back
+    through them), then `model.logits` once. The intermediate states are the soft
+    next-state probabilities. (Rounding them in the forward pass with a straight-through
+    gradient was tried and trains far worse on k = 2 life-like data.)
     """
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"rollout_logits: k must be an int >= 1, got {k!r}")
+
+    def step(p, _):
+        return model.step(p), None
+
     p = jnp.asarray(cells, model.conv_weight.dtype)
     if k > 1:
-        p, _ = rollout(lambda s, _: (model.step(s), None), p, length=k - 1, grad=grad)
+        p, _ = rollout(step, p, length=k - 1, grad=grad)
     return model.logits(p)
 
 
@@ -202,15 +215,29 @@ def rule_inference_loss(
     return jnp.mean(jnp.logaddexp(0, z) - y * z)
 
 
-def observed_configurations(frames: Int[ArrayLike, "time ..."], dims: int, *, boundary=Periodic()):
-    """Gives which neighbourhood configurations occur as inputs in `frames[:-1]` (bool, 2^taps).
+def observed_configurations(
+    frames: Int[ArrayLike, "time ..."],
+    dims: int,
+    *,
+    boundary: AbstractBoundary = Periodic(),
+    min_count: int = 1,
+) -> Array:
+    """Gives which neighbourhood configurations the data can identify (bool, 2^taps).
 
-    A configuration that never occurs leaves the rule's value there unidentifiable.
+    A configuration counts as observed when it occurs as an input (in `frames[:-1]`) at
+    least `min_count` times. One that never occurs leaves the rule's value there
+    unidentifiable; with noisy observations, a configuration seen only a few times
+    cannot be told apart from a flipped one, so a larger `min_count` is the honest
+    criterion there.
     """
+    if not isinstance(min_count, int) or min_count < 1:
+        raise ValueError(
+            f"observed_configurations: min_count must be an int >= 1, got {min_count!r}"
+        )
     frames = jnp.asarray(frames)
     idx = configuration_index(neighbourhoods(frames[:-1], dims, boundary)).ravel()
     n = 2 ** (3 if dims == 1 else 9)
-    return jnp.zeros(n, bool).at[idx].set(True)
+    return jnp.bincount(idx, length=n) >= min_count
 
 
 def compare_tables(learned, truth, observed) -> dict[str, int | bool]:
@@ -237,7 +264,7 @@ def reported_table(learned, observed) -> np.ndarray:
 
 
 def elementary_data(
-    rule: ElementaryRule | int | Int[ArrayLike, "8"],
+    rule: ElementaryRule | int | Int[ArrayLike, " 8"],
     *,
     width: int,
     frames: int,

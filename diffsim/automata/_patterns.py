@@ -1,6 +1,6 @@
 """Known life patterns (glider, blinker, block, Gosper gun) and a run-length (RLE) reader."""
 
-from __future__ import annotations
+# ruff: noqa: F722  (jaxtyping shape strings are not forward references)
 
 import re
 
@@ -22,9 +22,7 @@ def from_rle(text: str) -> np.ndarray:
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     width = height = None
     if lines and lines[0].replace(" ", "").startswith("x="):
-        header = dict(
-            kv.split("=", 1) for kv in lines[0].replace(" ", "").split(",") if "=" in kv
-        )
+        header = dict(kv.split("=", 1) for kv in lines[0].replace(" ", "").split(",") if "=" in kv)
         width, height = int(header["x"]), int(header["y"])
         lines = lines[1:]
     body = "".join(lines).split("!")[0]

@@ -1,6 +1,6 @@
 """Rule objects: Wolfram's elementary rules and life-like B/S rules, with their tables."""
 
-from __future__ import annotations
+# ruff: noqa: F722  (jaxtyping shape strings are not forward references)
 
 import re
 
@@ -40,7 +40,7 @@ class ElementaryRule(eqx.Module):
             raise ValueError(f"ElementaryRule: number must be in 0..255, got {self.number}")
 
     @property
-    def table(self) -> Int[Array, "8"]:
+    def table(self) -> Int[Array, " 8"]:
         """Gives the next state for neighbourhood index `4 l + 2 c + r` (shape (8,), int32)."""
         return jnp.asarray(elementary_table(self.number))
 

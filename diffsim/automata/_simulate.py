@@ -6,12 +6,11 @@ lookup; works on any dtype and batch) and `BitPacked()` (32 cells per uint32 wor
 neighbour counts by bitwise adders; needs the width to be a multiple of 32).
 """
 
-from __future__ import annotations
+# ruff: noqa: F722  (jaxtyping shape strings are not forward references)
 
 import abc
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -72,7 +71,7 @@ def _elementary_table(rule) -> Array:
 
 
 def elementary_step(
-    rule: ElementaryRule | int | Int[ArrayLike, "8"],
+    rule: ElementaryRule | int | Int[ArrayLike, " 8"],
     cells: Int[ArrayLike, "*batch width"],
     *,
     boundary: AbstractBoundary = Periodic(),
@@ -94,13 +93,18 @@ def elementary_step(
     cells = jnp.asarray(cells)
     if cells.ndim < 1 or cells.shape[-1] < 1:
         raise ValueError(f"cells must have shape (..., W) with W >= 1, got {cells.shape}")
+    return _elementary_step(table, cells, boundary)
+
+
+@eqx.filter_jit
+def _elementary_step(table, cells, boundary):
     p = boundary.pad(cells.astype(jnp.int32))
     idx = 4 * p[..., :-2] + 2 * p[..., 1:-1] + p[..., 2:]
     return table[idx].astype(cells.dtype)
 
 
 def run_elementary(
-    rule: ElementaryRule | int | Int[ArrayLike, "8"],
+    rule: ElementaryRule | int | Int[ArrayLike, " 8"],
     cells: Int[ArrayLike, "*batch width"],
     steps: int,
     *,
@@ -187,6 +191,11 @@ def life_step(
     grid = jnp.asarray(grid)
     if grid.ndim < 2:
         raise ValueError(f"grid must have shape (..., H, W), got {grid.shape}")
+    return _life_step(table, grid)
+
+
+@eqx.filter_jit
+def _life_step(table, grid):
     n = neighbour_count(grid)
     return table[grid.astype(jnp.int32), n].astype(grid.dtype)
 
@@ -306,18 +315,17 @@ def pack_bits(grid: Int[ArrayLike, "*batch h w"]) -> Array:
     grid = jnp.asarray(grid)
     if grid.ndim < 2 or grid.shape[-1] == 0 or grid.shape[-1] % 32:
         raise ValueError(
-            f"pack_bits: grid must have shape (..., H, W) with W a multiple of 32, "
-            f"got {grid.shape}"
+            f"pack_bits: grid must have shape (..., H, W) with W a multiple of 32, got {grid.shape}"
         )
     bits = (grid != 0).astype(jnp.uint32).reshape(*grid.shape[:-1], grid.shape[-1] // 32, 32)
-    shifts = jnp.arange(32, dtype=jnp.uint32)
+    shifts = jnp.arange(32, dtype=jnp.uint32).reshape((1,) * (bits.ndim - 1) + (32,))
     return jnp.sum(bits << shifts, axis=-1, dtype=jnp.uint32)
 
 
 def unpack_bits(words: Array) -> Int[Array, "*batch h w"]:
     """Gives the 0/1 uint8 grid `(..., H, 32 * K)` of packed words `(..., H, K)`."""
     words = jnp.asarray(words)
-    shifts = jnp.arange(32, dtype=jnp.uint32)
+    shifts = jnp.arange(32, dtype=jnp.uint32).reshape((1,) * words.ndim + (32,))
     bits = (words[..., None] >> shifts) & _U(1)
     return bits.reshape(*words.shape[:-1], words.shape[-1] * 32).astype(jnp.uint8)
 
