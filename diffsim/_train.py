@@ -33,6 +33,8 @@ class FitResult(NamedTuple):
     opt_state: Any
     history: list[dict]
     """One dict per logged step (`step`, `loss`, aux metrics, `eval_*` metrics)."""
+    state: Any = None
+    """The final training state, when `fit` was given one (`state=`)."""
 
 
 def fit(
@@ -51,6 +53,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     stop_fn: Callable[[dict], bool] | None = None,
+    state: Any = None,
 ) -> FitResult:
     """Gives parameters trained by `steps` optax updates of `loss_fn`.
 
@@ -75,6 +78,10 @@ def fit(
     - `progress`: show a progress bar with the loss.
     - `stop_fn`: `stop_fn(record) -> bool` on each logged record; `True` stops early
       (early stopping); the stop is checkpointed like the end.
+    - `state`: a pytree of arrays that every step updates but that is not trained (a
+      sample pool, running statistics). With it, `loss_fn(params, batch, key, state)
+      -> (loss, (aux, new_state))`; the state is checkpointed and resumed with the
+      parameters, and returned as `FitResult.state`. No gradient flows into it.
 
     **Returns:** a `FitResult`.
 
@@ -104,7 +111,7 @@ def fit(
         directory.mkdir(parents=True, exist_ok=True)
         ckpt = directory / CHECKPOINT
         if resume and ckpt.exists():
-            (diff, opt_state), meta = load_checkpoint(ckpt, (diff, opt_state))
+            (diff, opt_state, state), meta = load_checkpoint(ckpt, (diff, opt_state, state))
             start = int(meta["step"])
             history = _truncate_metrics(directory / METRICS, start)
         elif (directory / METRICS).exists() or ckpt.exists():
@@ -113,26 +120,31 @@ def fit(
                 "continue it, or use a new directory"
             )
 
-    def loss_and_aux(d, batch, k):
+    threaded = state is not None
+
+    def loss_and_aux(d, batch, k, st):
+        if threaded:
+            loss, (aux, new_st) = loss_fn(eqx.combine(d, static), batch, k, st)
+            return loss, (aux, jax.lax.stop_gradient(new_st))
         out = loss_fn(eqx.combine(d, static), batch, k)
         if isinstance(out, tuple):
-            return out
-        return out, {}
+            return out[0], (out[1], None)
+        return out, ({}, None)
 
     @eqx.filter_jit
-    def update(d, opt_state, step):
+    def update(d, opt_state, st, step):
         kb, kl = jax.random.split(jax.random.fold_in(key, step))
         batch = batch_fn(kb, step) if batch_fn is not None else None
-        (loss, aux), g = jax.value_and_grad(loss_and_aux, has_aux=True)(d, batch, kl)
+        (loss, (aux, new_st)), g = jax.value_and_grad(loss_and_aux, has_aux=True)(d, batch, kl, st)
         updates, opt_state = optimizer.update(
             g,
             opt_state,
             d,
             value=loss,
             grad=g,
-            value_fn=lambda p: loss_and_aux(p, batch, kl)[0],
+            value_fn=lambda p: loss_and_aux(p, batch, kl, st)[0],
         )
-        return optax.apply_updates(d, updates), opt_state, loss, aux
+        return optax.apply_updates(d, updates), opt_state, new_st, loss, aux
 
     def evaluate(d, step):
         if eval_fn is None:
@@ -140,9 +152,9 @@ def fit(
         k = jax.random.fold_in(jax.random.fold_in(key, step), 2**31 - 1)
         return {f"eval_{n}": float(v) for n, v in eval_fn(eqx.combine(d, static), k).items()}
 
-    def checkpoint(d, s, step):
+    def checkpoint(d, s, st, step):
         if directory is not None:
-            save_checkpoint(directory / CHECKPOINT, (d, s), {"step": step})
+            save_checkpoint(directory / CHECKPOINT, (d, s, st), {"step": step})
 
     bar = None
     if progress and steps > start:
@@ -153,13 +165,15 @@ def fit(
     step = start
     try:
         while step < steps:
-            new_diff, new_state, loss, aux = update(diff, opt_state, jnp.asarray(step))
+            new_diff, new_opt, new_state, loss, aux = update(
+                diff, opt_state, state, jnp.asarray(step)
+            )
             loss = float(loss)
             if not math.isfinite(loss):
                 raise FloatingPointError(
                     f"fit: loss is {loss} at step {step}; the last checkpoint was kept"
                 )
-            diff, opt_state = new_diff, new_state
+            diff, opt_state, state = new_diff, new_opt, new_state
             step += 1
             record = None
             if step % log_every == 0 or step == steps:
@@ -174,27 +188,30 @@ def fit(
                 _append(directory, record)
                 stop = bool(stop_fn(record)) if stop_fn is not None else False
             if checkpoint_every and step % checkpoint_every == 0 or step == steps or stop:
-                checkpoint(diff, opt_state, step)
+                checkpoint(diff, opt_state, state, step)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4g}")
             if stop:
                 break
         if step == start and directory is not None and not (directory / CHECKPOINT).exists():
-            checkpoint(diff, opt_state, step)
+            checkpoint(diff, opt_state, state, step)
     finally:
         if bar is not None:
             bar.close()
-    return FitResult(eqx.combine(diff, static), opt_state, history)
+    return FitResult(eqx.combine(diff, static), opt_state, history, state)
 
 
-def load_params(directory: str | os.PathLike, like: Any, optimizer=None) -> Any:
-    """Gives the parameters saved by `fit` in `directory`, shaped like `like`."""
+def load_params(directory: str | os.PathLike, like: Any, optimizer=None, state=None) -> Any:
+    """Gives the parameters saved by `fit` in `directory`, shaped like `like`.
+
+    `optimizer` and `state` (a template) must be those given to `fit`.
+    """
     diff, static = eqx.partition(like, eqx.is_inexact_array)
     if optimizer is None:
         raise ValueError("load_params: pass the optimizer used for training")
     opt_state = optax.with_extra_args_support(optimizer).init(diff)
-    (diff, _), _ = load_checkpoint(Path(directory) / CHECKPOINT, (diff, opt_state))
+    (diff, _, _), _ = load_checkpoint(Path(directory) / CHECKPOINT, (diff, opt_state, state))
     return eqx.combine(diff, static)
 
 

@@ -4,10 +4,10 @@ The Growing NCA of Mordvintsev et al. (Distill 2020): 16 channels per cell, perc
 by fixed Sobel filters and the identity, a per-cell MLP update whose last layer starts at
 zero, stochastic cell updates, alive masking, a sample pool, and damage during training.
 The target (a heart or a text) is drawn with matplotlib, so nothing is downloaded. The
-rollout is `diffsim.rollout` with a selectable gradient strategy. The pool is state that
-every update changes, which `diffsim.fit` does not carry, so this experiment keeps its
-own short optax loop. Outputs: the loss curve, a filmstrip of growth from one seed cell
-and of regrowth after damage, and the losses of each.
+rollout is `diffsim.rollout` with a selectable gradient strategy. Training runs in
+`diffsim.fit` with the sample pool as its threaded (untrained) state, so it is
+checkpointed and `--resume` continues it. Outputs: the loss curve, a filmstrip of
+growth from one seed cell and of regrowth after damage, and the losses of each.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import dataclasses
 import json
 from typing import Literal
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import matplotlib
@@ -78,11 +77,9 @@ def run(cfg: Config, run) -> dict:
     seed = seed_state(side, side, cfg.channels)
     schedule = optax.piecewise_constant_schedule(cfg.lr, {cfg.train_steps // 2: 0.3})
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
-    opt_state = opt.init(eqx.filter(nca, eqx.is_inexact_array))
     pool = jnp.broadcast_to(seed, (cfg.pool, *seed.shape))
 
-    @eqx.filter_jit
-    def train_step(nca, opt_state, pool, key):
+    def loss_fn(nca, batch, key, pool):
         k1, k2, k3 = jax.random.split(key, 3)
         idx = jax.random.choice(k1, cfg.pool, (cfg.batch,), replace=False)
         x = pool[idx]
@@ -94,26 +91,30 @@ def run(cfg: Config, run) -> dict:
             x = x.at[-cfg.damaged :].set(
                 damage(x[-cfg.damaged :], key=k2, radius=cfg.damage_radius)
             )
+        final, _ = nca_rollout(nca, x, cfg.rollout_steps, key=k3, grad=grad)
+        return rgba_loss(final, target), ({}, pool.at[idx].set(final))
 
-        def loss(m):
-            final, _ = nca_rollout(m, x, cfg.rollout_steps, key=k3, grad=grad)
-            return rgba_loss(final, target), final
+    def report(record):  # progress lines in log.txt; never stops early
+        if record["step"] % cfg.log_every == 0 or record["step"] == cfg.train_steps:
+            run.log(f"step {record['step']}: loss {record['loss']:.5f}")
+        return False
 
-        (l, final), g = eqx.filter_value_and_grad(loss, has_aux=True)(nca)
-        updates, opt_state = opt.update(g, opt_state, eqx.filter(nca, eqx.is_inexact_array))
-        return eqx.apply_updates(nca, updates), opt_state, pool.at[idx].set(final), l
-
-    history = []
-    for step in range(cfg.train_steps):
-        nca, opt_state, pool, loss = train_step(
-            nca, opt_state, pool, jax.random.fold_in(key, 1000 + step)
-        )
-        loss = float(loss)
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"ca_neural_growth: loss is {loss} at step {step}")
-        history.append(loss)
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.train_steps:
-            run.log(f"step {step + 1}: loss {loss:.5f}")
+    result = diffsim.fit(
+        loss_fn,
+        nca,
+        opt,
+        steps=cfg.train_steps,
+        key=jax.random.fold_in(key, 1000),
+        state=pool,
+        log_every=1,
+        checkpoint_every=max(1, cfg.train_steps // 10),
+        directory=run.dir / "train",
+        resume=run.resume,
+        progress=False,
+        stop_fn=report,
+    )
+    nca = result.params
+    history = [rec["loss"] for rec in result.history]
     diffsim.save_checkpoint(run.dir / "nca.eqx", nca, {"step": cfg.train_steps})
     (run.dir / "loss.json").write_text(json.dumps(history))
 

@@ -184,7 +184,9 @@ def test_fit_nan_loss_raises_and_keeps_checkpoint(tmp_path):
         )
     # sgd steps p: 0 -> 2 -> 3.6, where the loss is NaN; the checkpoint is the state at
     # step 2, before the failing update, and training can be resumed from it.
-    (p, _), meta = diffsim.load_checkpoint(tmp_path / "checkpoint.eqx", (jnp.asarray(0.0), ()))
+    (p, _, _), meta = diffsim.load_checkpoint(
+        tmp_path / "checkpoint.eqx", (jnp.asarray(0.0), (), None)
+    )
     assert meta["step"] == 2 and float(p) == pytest.approx(3.6)
 
 
@@ -246,3 +248,45 @@ def test_checkpoint_atomic_and_validated(tmp_path):
 def test_list(tmp_path):
     result = cli("list", cwd=ROOT)
     assert result.returncode == 0, result.stderr
+
+
+def test_fit_threads_state_and_resumes_it(tmp_path):
+    """A non-trained state (e.g. a sample pool) is threaded, checkpointed and resumed."""
+
+    def loss_fn(p, batch, key, pool):
+        loss = jnp.sum((p - pool[0]) ** 2)
+        return loss, ({"pool_mean": jnp.mean(pool)}, pool + 0.5 * (p[None] - pool))
+
+    kw = dict(steps=12, key=jax.random.key(0), progress=False, checkpoint_every=4)
+    full = diffsim.fit(
+        loss_fn,
+        jnp.ones(2),
+        optax.adam(0.1),
+        state=jnp.zeros((3, 2)),
+        directory=tmp_path / "full",
+        **kw,
+    )
+    assert full.state.shape == (3, 2) and "pool_mean" in full.history[-1]
+    half = diffsim.fit(
+        loss_fn,
+        jnp.ones(2),
+        optax.adam(0.1),
+        state=jnp.zeros((3, 2)),
+        directory=tmp_path / "part",
+        **{**kw, "steps": 6},
+    )
+    assert half.history[-1]["step"] == 6
+    resumed = diffsim.fit(
+        loss_fn,
+        jnp.ones(2),
+        optax.adam(0.1),
+        state=jnp.zeros((3, 2)),
+        directory=tmp_path / "part",
+        resume=True,
+        **kw,
+    )
+    np.testing.assert_array_equal(resumed.params, full.params)
+    np.testing.assert_array_equal(resumed.state, full.state)
+    # no gradient flows into the state: the update of p only sees d loss / d p
+    grads = jax.grad(lambda p: loss_fn(p, None, None, jnp.zeros((3, 2)))[0])(jnp.ones(2))
+    np.testing.assert_allclose(grads, 2 * jnp.ones(2))
