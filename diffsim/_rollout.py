@@ -181,8 +181,10 @@ def rollout(
             f"got {grad!r}"
         )
     length = _length(xs, length)
-    # Python scalars in the state become arrays, as lax.scan would make them.
-    state0 = jtu.tree_map(jnp.asarray, state0)
+    # Python scalars in the state become arrays, as lax.scan would make them; integer
+    # leaves (counters, neighbour indices, keys) carry no derivative.
+    state0 = _no_int_tangents(jtu.tree_map(jnp.asarray, state0))
+    xs = _no_int_tangents(xs)
     if length == 0:
         return state0, None
     return grad.scan(step, state0, xs, length)
@@ -256,9 +258,16 @@ def _convert(fn, *args):
     Weak-typed constants (a Python float traced by `jax.grad`) are made strongly typed:
     `filter_custom_vjp` drops their cotangents otherwise.
     """
-    fn = eqx.filter_closure_convert(fn, *args)
+    fn = _no_int_tangents(eqx.filter_closure_convert(fn, *args))
     return jtu.tree_map(
         lambda c: jnp.array(c, dtype=c.dtype) if _is_diff(c) and c.weak_type else c, fn
+    )
+
+
+def _no_int_tangents(tree):
+    """stop_gradient on non-float array leaves, so custom VJPs never see them perturbed."""
+    return jtu.tree_map(
+        lambda x: jax.lax.stop_gradient(x) if eqx.is_array(x) and not _is_diff(x) else x, tree
     )
 
 

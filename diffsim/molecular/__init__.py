@@ -57,6 +57,7 @@ from ._potentials import (
     morse as morse,
     soft_sphere as soft_sphere,
 )
+from ._setup import lattice as lattice, random_velocities as random_velocities
 from ._space import (
     AbstractSpace as AbstractSpace,
     FreeSpace as FreeSpace,

@@ -26,6 +26,7 @@ import numpy as np
 from .._custom_types import Array, ArrayLike, Float, PRNGKeyArray
 from .._rollout import BPTT, AbstractGradient, rollout
 from ._neighbors import NeighborList, reallocate
+from ._observables import check_positions
 
 
 class MDState(eqx.Module):
@@ -66,6 +67,14 @@ def _energy_forces(energy_fn, positions, neighbors):
     )
 
 
+@eqx.filter_jit
+def _init_state(energy_fn, positions, velocities, neighbors):
+    if neighbors is not None:
+        neighbors = neighbors.update(positions)
+    e, f = _energy_forces(energy_fn, positions, neighbors)
+    return MDState(positions, velocities, f, e, neighbors)
+
+
 def _update(neighbors, positions):
     return None if neighbors is None else neighbors.update(positions)
 
@@ -81,10 +90,14 @@ class AbstractIntegrator(eqx.Module):
         positions: Float[Array, "n d"],
         velocities: Float[Array, "n d"] | None = None,
         neighbors: NeighborList | None = None,
+        *,
+        floor: float = 0.1,
     ) -> MDState:
         """Gives the state at `positions` (zero velocities if `None`), forces evaluated.
 
-        **Raises:** `ValueError` if shapes disagree or positions are not finite.
+        **Raises:** `ValueError` if shapes disagree, positions are not finite, or two
+        atoms are closer than `floor` (checked over the list's pairs, or all pairs when
+        the energy function has a `space`; 0 skips the check).
         """
         positions = jnp.asarray(positions)
         if positions.ndim != 2:
@@ -100,14 +113,14 @@ class AbstractIntegrator(eqx.Module):
             raise ValueError(
                 f"mass must be a scalar or have shape ({positions.shape[0]},), got {m.shape}"
             )
-        if not isinstance(positions, jax.core.Tracer) and not bool(
-            jnp.all(jnp.isfinite(positions))
-        ):
-            raise ValueError("positions contain NaN or inf")
-        if neighbors is not None:
-            neighbors = neighbors.update(positions)
-        e, f = _energy_forces(self.energy_fn, positions, neighbors)
-        return MDState(positions, velocities, f, e, neighbors)
+        if not isinstance(positions, jax.core.Tracer):
+            if not np.all(np.isfinite(np.asarray(positions))):
+                raise ValueError("positions contain NaN or inf")
+            space = getattr(self.energy_fn, "space", None)
+            space = neighbors.space if neighbors is not None else space
+            if space is not None and floor > 0 and positions.shape[0] > 1:
+                check_positions(positions, space, floor=floor, neighbors=neighbors)
+        return _init_state(self.energy_fn, positions, velocities, neighbors)
 
     @abc.abstractmethod
     def step(self, state: MDState, x=None) -> tuple[MDState, dict]:
@@ -227,8 +240,15 @@ def _check_dt(dt):
 
 @eqx.filter_jit
 def _chunk(integrator, state, xs, length, grad):
-    step = integrator.step
-    return rollout(step, state, xs, length=length if xs is None else None, grad=grad)
+    # Integer leaves (the neighbour pairs) carry no gradient; under jax.grad they can
+    # still arrive as perturbed tracers, which the custom-VJP strategies reject.
+    state = jax.tree.map(
+        lambda x: (
+            jax.lax.stop_gradient(x) if eqx.is_array(x) and not eqx.is_inexact_array(x) else x
+        ),
+        state,
+    )
+    return rollout(integrator.step, state, xs, length=length if xs is None else None, grad=grad)
 
 
 def simulate(
@@ -289,7 +309,8 @@ def simulate(
                     f"simulate: neighbour list still overflows after {max_reallocations} "
                     f"reallocations in steps {done}..{done + n}"
                 )
-            nbrs = reallocate(state.neighbors, state.positions)
+            # The overflowed list still counted the pairs it could not hold: size by it.
+            nbrs = reallocate(new.neighbors, state.positions)
             state = integrator.init(state.positions, state.velocities, nbrs)
         if not bool(jnp.all(jnp.isfinite(new.positions))) or not bool(
             jnp.all(jnp.isfinite(new.velocities))

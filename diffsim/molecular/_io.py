@@ -149,15 +149,23 @@ def write_structure(path, positions, numbers=None, space=None, *, format=None, *
 
 
 def write_trajectory(
-    path, trajectory, numbers=None, space=None, *, energies=None, format=None
+    path, trajectory, numbers=None, space=None, *, energies=None, forces=None, format=None
 ) -> None:
-    """Writes frames of shape `(t, n, 3)` to one file (optionally with per-frame energies)."""
+    """Writes frames of shape `(t, n, 3)` to one file, optionally with per-frame
+    `energies` (shape `(t,)`) and `forces` (shape `(t, n, 3)`) for extxyz.
+    """
     ase = _ase()
     traj = np.asarray(trajectory)
     if traj.ndim != 3:
         raise ValueError(f"trajectory must have shape (t, n, d), got {traj.shape}")
     frames = [
-        to_atoms(traj[t], numbers, space, energy=None if energies is None else energies[t])
+        to_atoms(
+            traj[t],
+            numbers,
+            space,
+            energy=None if energies is None else energies[t],
+            forces=None if forces is None else np.asarray(forces[t]),
+        )
         for t in range(traj.shape[0])
     ]
     ase.io.write(path, frames, format=format)

@@ -146,7 +146,8 @@ def neighbor_list(
     - `space`: the space; periodic boxes use the cell list.
     - `cutoff`: the interaction range (the potential's `cutoff_radius`).
     - `skin`: extra range; the list stays valid until an atom moves `skin / 2`.
-    - `capacity_factor`: head-room multiplying the pairs and cell occupancy found now.
+    - `capacity_factor`: head-room multiplying the number of pairs found now (cells
+      get the largest occupancy found plus max(2, 10%)).
     - `min_capacity`, `min_cell_capacity`: lower bounds on the buffers (reallocation).
     - `dense`: force the all-pairs build (`True`) or the cell list (`False`); `None`
       picks the cheaper.
@@ -195,17 +196,17 @@ def neighbor_list(
         cell_capacity = 0
     else:
         occ = int(_occupancy(positions, space, grid))
-        cell_capacity = max(int(math.ceil(occ * capacity_factor)) + 1, min_cell_capacity)
-    m = n * (n - 1) // 2
-    capacity = max(min(_expected_pairs(space, rlist, n, d, positions), m), 1)
-    while True:
-        capacity = max(int(math.ceil(capacity * capacity_factor)), min_capacity, 1)
-        pairs, count, occ = _build_jit(
-            positions, space, rlist, grid, reach, cell_capacity, capacity
-        )
-        if int(count) <= capacity:
-            break
-        capacity = int(count)
+        # Packing bounds how much a cell's occupancy can grow, so a small margin does;
+        # every candidate slot costs work in each rebuild.
+        cell_capacity = max(occ + max(2, int(math.ceil(0.1 * occ))), min_cell_capacity)
+    m = max(n * (n - 1) // 2, 1)
+    # Count first (a build into a one-row buffer still counts every pair), then size the
+    # buffer to the count times the head-room.
+    _, count, _ = _build_jit(positions, space, rlist, grid, reach, cell_capacity, 1)
+    capacity = max(int(math.ceil(int(count) * capacity_factor)), min_capacity, 1)
+    capacity = min(capacity, m)  # all pairs: the list can never need more
+    pairs, count, occ = _build_jit(positions, space, rlist, grid, reach, cell_capacity, capacity)
+    assert int(count) <= capacity
     return NeighborList(
         pairs,
         positions,
@@ -223,19 +224,23 @@ def neighbor_list(
 
 
 def reallocate(
-    nbrs: NeighborList, positions: Float[Array, "n d"], *, growth: float = 1.5
+    nbrs: NeighborList, positions: Float[Array, "n d"], *, growth: float = 2.0
 ) -> NeighborList:
-    """Gives a new list at `positions` with buffers at least `growth` times the old ones.
+    """Gives a new list at `positions` with bigger buffers (call outside `jit`).
 
-    Call outside `jit` after an overflow (the list's `space`, `cutoff`, `skin` kept).
+    The buffers are at least `growth` times the old ones and at least 1.25 times the
+    pairs and cell occupancy that `nbrs` last found (an overflowed list still counts
+    them), so one reallocation usually suffices. `space`, `cutoff`, `skin` are kept.
     """
     return neighbor_list(
         positions,
         nbrs.space,
         nbrs.cutoff,
         skin=nbrs.skin,
-        min_capacity=int(math.ceil(nbrs.capacity * growth)),
-        min_cell_capacity=int(math.ceil(nbrs.cell_capacity * growth)),
+        min_capacity=int(math.ceil(max(nbrs.capacity * growth, int(nbrs.count) * 1.25))),
+        min_cell_capacity=int(
+            math.ceil(max(nbrs.cell_capacity * growth, int(nbrs.max_occupancy) * 1.25))
+        ),
         dense=nbrs.grid is None,
     )
 
@@ -247,7 +252,7 @@ def update_neighbors(nbrs: NeighborList, positions: Float[Array, "n d"]) -> Neig
     """
     new = _update_jit(nbrs, positions)
     if bool(new.overflow):
-        new = reallocate(nbrs, positions)
+        new = reallocate(new, positions)
     return new
 
 
@@ -291,15 +296,6 @@ def _dense_cheaper(grid, reach, n, d):
     return n / 2 <= 1.5 * stencil * cap
 
 
-def _expected_pairs(space, rlist, n, d, positions):
-    widths = box_widths(space)
-    if widths is None:
-        return n * (n - 1) // 2
-    density = n / float(np.prod(np.asarray(widths, dtype=np.float64)))
-    ball = {1: 2 * rlist, 2: math.pi * rlist**2, 3: 4 / 3 * math.pi * rlist**3}[d]
-    return int(0.5 * n * density * ball) + 1
-
-
 def _stencil(reach, d):
     """Half stencil: the zero offset first, then the offsets lexicographically > 0."""
     offs = [o for o in itertools.product(range(-reach, reach + 1), repeat=d) if o > (0,) * d]
@@ -309,8 +305,8 @@ def _stencil(reach, d):
 def _cells(positions, space, grid):
     s = space.fractional(positions)
     s = s - jnp.floor(s)
-    g = jnp.asarray(grid, dtype=positions.dtype)
-    c = jnp.clip(jnp.floor(s * g).astype(jnp.int32), 0, jnp.asarray(grid, jnp.int32) - 1)
+    g = jnp.asarray(grid, dtype=positions.dtype)[None, :]
+    c = jnp.clip(jnp.floor(s * g).astype(jnp.int32), 0, jnp.asarray(grid, jnp.int32)[None, :] - 1)
     strides = np.cumprod((1,) + tuple(grid[::-1]))[:-1][::-1].astype(np.int32)
     return c, c @ jnp.asarray(strides), strides
 
@@ -332,9 +328,9 @@ def _build(positions, space, rlist, grid, reach, cell_capacity, capacity):
     rlist2 = jnp.asarray(rlist * rlist, positions.dtype)
     if grid is None:
         cand = all_pairs(n)
-        dr = space.displacement(positions[cand[:, 0]], positions[cand[:, 1]])
-        mask = jnp.sum(dr * dr, axis=-1) < rlist2
-        pairs, count = _compact(mask, cand[:, 0], cand[:, 1], capacity, n)
+        r2 = sum(c * c for c in space.pair_components(positions, cand[:, 0], cand[:, 1]))
+        flat, count = _compact(r2 < rlist2, capacity)
+        pairs = cand.at[flat].get(mode="fill", fill_value=n)
         return pairs, count, jnp.asarray(0, jnp.int32)
 
     ncells = int(np.prod(grid))
@@ -348,26 +344,53 @@ def _build(positions, space, rlist, grid, reach, cell_capacity, capacity):
     # table[cell, slot] = rank (position in cell-sorted order), n for empty slots.
     table = jnp.full((ncells, cell_capacity), n, jnp.int32)
     table = table.at[sorted_cid, slot].set(rank, mode="drop")
-    pos = positions[order]
     offsets = jnp.asarray(_stencil(reach, len(grid)))
-    nc = jnp.mod(c[order][:, None, :] + offsets[None, :, :], jnp.asarray(grid, jnp.int32))
-    ncid = nc @ jnp.asarray(strides)
-    cand = table[ncid].reshape(n, -1)
-    dr = space.displacement(pos[:, None, :], pos[cand])
-    r2 = jnp.sum(dr * dr, axis=-1)
-    own = (jnp.arange(cand.shape[1]) < cell_capacity)[None, :]
-    mask = (cand < n) & (r2 < rlist2) & (~own | (cand > rank[:, None]))
-    i = jnp.broadcast_to(order[:, None], cand.shape)
-    j = order[jnp.minimum(cand, n - 1)]
-    pairs, count = _compact(mask.ravel(), i.ravel(), j.ravel(), capacity, n)
-    return pairs, count, jnp.max(counts)
+    nc = jnp.mod(
+        c[order][:, None, :] + offsets[None, :, :], jnp.asarray(grid, jnp.int32)[None, None, :]
+    )
+    cand = table[nc @ jnp.asarray(strides)].reshape(n, -1)
+    width = cand.shape[1]
+    # Candidates are taken in cell-sorted order, so the gathers below stay local.
+    pos = positions[order]
+    rows = jnp.broadcast_to(rank[:, None], cand.shape).ravel()
+    cols = cand.ravel()
+    r2 = sum(x * x for x in space.pair_components(pos, rows, cols))
+    # In its own cell (the first cell_capacity columns) an atom pairs only with later ranks.
+    own = jnp.broadcast_to((jnp.arange(width) < cell_capacity)[None, :], cand.shape).ravel()
+    mask = (cols < n) & (r2 < rlist2) & (~own | (cols > rows))
+    flat, count = _compact(mask, capacity)
+    i = order.at[flat // width].get(mode="fill", fill_value=n)
+    j = order.at[cols.at[flat].get(mode="fill", fill_value=n)].get(mode="fill", fill_value=n)
+    return jnp.stack([i, j], axis=-1), count, jnp.max(counts)
 
 
-def _compact(mask, i, j, capacity, n):
-    """Packs the masked (i, j) into `capacity` rows padded with n; gives (pairs, count)."""
-    pos = jnp.cumsum(mask.astype(jnp.int32)) - 1
+def _compact(mask, capacity):
+    """Gives (flat indices of the first `capacity` True entries, padded with len(mask); count)."""
+    m = mask.shape[0]
+    pos = _cumsum(mask.astype(jnp.int32)) - 1
     count = pos[-1] + 1
     dest = jnp.where(mask, pos, capacity)
-    pairs = jnp.full((capacity, 2), n, jnp.int32)
-    pairs = pairs.at[dest].set(jnp.stack([i, j], axis=-1).astype(jnp.int32), mode="drop")
-    return pairs, count
+    flat = jnp.full((capacity,), m, jnp.int32)
+    flat = flat.at[dest].set(jnp.arange(m, dtype=jnp.int32), mode="drop")
+    return flat, count
+
+
+_BLOCK = 64
+
+
+def _cumsum(x):
+    """Inclusive cumsum of small non-negative int32s, blockwise as matrix products.
+
+    XLA's cumsum on CPU is several times slower than a product with a triangular
+    matrix of ones on blocks of 64 (exact: block sums are far below 2^24).
+    """
+    m = x.shape[0]
+    if m <= 4 * _BLOCK:
+        return jnp.cumsum(x)
+    pad = (-m) % _BLOCK
+    xb = jnp.pad(x, (0, pad)).reshape(-1, _BLOCK).astype(jnp.float32)
+    tri = jnp.triu(jnp.ones((_BLOCK, _BLOCK), jnp.float32))
+    local = jnp.matmul(xb, tri, precision=jax.lax.Precision.HIGHEST).astype(jnp.int32)
+    totals = local[:, -1]
+    offsets = _cumsum(totals) - totals
+    return (local + offsets[:, None]).ravel()[:m]

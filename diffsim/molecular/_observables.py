@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,6 +35,7 @@ def temperature(
     return 2.0 * kinetic_energy(velocities, mass) / dof
 
 
+@eqx.filter_jit
 def stress(
     energy_fn,
     positions: Float[Array, "n d"],
@@ -84,6 +86,7 @@ def pressure(
     return -jnp.trace(s) / positions.shape[1]
 
 
+@eqx.filter_jit
 def rdf(
     positions: Float[Array, "n d"],
     space: AbstractSpace,
@@ -138,6 +141,7 @@ def msd(trajectory: Float[Array, "t n d"], reference: Float[Array, "n d"] | None
     return jnp.mean(jnp.sum(d * d, axis=-1), axis=-1)
 
 
+@eqx.filter_jit
 def min_distance(
     positions: Float[Array, "n d"], space: AbstractSpace, neighbors: NeighborList | None = None
 ) -> Array:
@@ -170,9 +174,45 @@ def check_positions(
     if species is not None and np.shape(species) != (a.shape[0],):
         raise ValueError(f"species has shape {np.shape(species)} but there are {a.shape[0]} atoms")
     if a.shape[0] > 1:
-        r = float(min_distance(positions, space, neighbors))
-        if r < floor:
+        r = _np_min_distance(a, space, neighbors)
+        if r is not None and r < floor:
             raise ValueError(
                 f"overlapping atoms: the closest pair is {r:.4g} apart, below the floor "
                 f"{floor:g}; the energy would blow up"
             )
+
+
+def _np_min_distance(a, space, neighbors):
+    """Smallest pair distance in numpy (works while a jit trace is active), or None when
+    the space or list is traced, or the dense check would be too big."""
+    n = a.shape[0]
+    if neighbors is not None:
+        if isinstance(neighbors.pairs, jax.core.Tracer):
+            return None
+        p = np.asarray(neighbors.pairs)
+        p = p[p[:, 0] < n]
+    elif n <= 3000:
+        p = _np_pairs(n)
+    else:
+        return None
+    if p.shape[0] == 0:
+        return None
+    d = a[p[:, 0]] - a[p[:, 1]]
+    leaves = [x for x in jax.tree.leaves(space) if isinstance(x, jax.Array)]
+    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+        return None
+    if isinstance(space, FreeSpace):
+        pass
+    elif hasattr(space, "lengths"):
+        L = np.asarray(space.lengths, dtype=a.dtype)[None, :]
+        d = d - L * np.round(d / L)
+    else:
+        cell = np.asarray(space.cell, dtype=np.float64)
+        s = d @ np.linalg.inv(cell)
+        d = (s - np.round(s)) @ cell
+    return float(np.sqrt(np.min(np.sum(d * d, axis=-1))))
+
+
+def _np_pairs(n):
+    i, j = np.triu_indices(n, k=1)
+    return np.stack([i, j], axis=-1)

@@ -197,7 +197,10 @@ class Shifted(AbstractCutoff):
 
 
 class Switched(AbstractCutoff):
-    """u(r) S(r): S = 1 below `onset`, 0 above `cutoff`, C^1 between (HOOMD / JAX MD / ASE smooth)."""
+    """u(r) S(r): S = 1 below `onset`, 0 above `cutoff`, C^1 between.
+
+    HOOMD-blue's switching function, as JAX MD and ASE `LennardJones(smooth=True)`.
+    """
 
     onset: float = eqx.field(static=True)
     cutoff: float = eqx.field(static=True)
@@ -283,10 +286,9 @@ class PairEnergy(AbstractEnergy):
         pairs = _pairs(neighbors, n, self.cutoff_radius)
         i, j = pairs[:, 0], pairs[:, 1]
         valid = i < n
-        dr = space.displacement(positions[i], positions[j])
-        r2 = jnp.sum(dr * dr, axis=-1)
-        # Padding pairs point at atom n - 1 twice (r = 0): give them a harmless r^2 so
-        # their (masked) gradient is 0, not NaN.
+        r2 = sum(c * c for c in space.pair_components(positions, i, j))
+        # Padding pairs read zeros (r = 0): give them a harmless r^2 so their (masked)
+        # gradient is 0, not NaN.
         r2 = jnp.where(valid, r2, jnp.ones((), dtype))
         table = {k: jnp.asarray(v).astype(dtype) for k, v in kernel.params().items()}
         if isinstance(self.cutoff, Shifted):

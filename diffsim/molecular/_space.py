@@ -30,6 +30,14 @@ class AbstractSpace(eqx.Module):
         """Gives `ra - rb` (the minimum image in a periodic box); broadcasts."""
 
     @abc.abstractmethod
+    def pair_components(self, positions: Float[Array, "n d"], i, j) -> list[Array]:
+        """Gives the d components of `r_i - r_j` for index arrays `i`, `j` (minimum image).
+
+        Computed column by column (structure of arrays), which XLA on CPU runs an order
+        of magnitude faster than the `(m, d)` form; indices `>= n` read zeros.
+        """
+
+    @abc.abstractmethod
     def wrap(self, positions: Float[Array, "... d"]) -> Array:
         """Gives positions mapped into the primary box (identity in free space)."""
 
@@ -59,6 +67,9 @@ class FreeSpace(AbstractSpace):
 
     def wrap(self, positions):
         return positions
+
+    def pair_components(self, positions, i, j):
+        return [_take(x, i) - _take(x, j) for x in positions.T]
 
     def deform(self, deformation):
         return self
@@ -98,17 +109,27 @@ class PeriodicBox(AbstractSpace):
         """Gives a cubic box of side `length` in `dim` dimensions."""
         return PeriodicBox(jnp.full((dim,), length))
 
+    def _lengths_like(self, x):
+        return self.lengths.astype(x.dtype).reshape((1,) * (x.ndim - 1) + self.lengths.shape)
+
     def displacement(self, ra, rb):
         d = ra - rb
-        L = self.lengths.astype(d.dtype)
+        L = self._lengths_like(d)
         return d - L * jnp.round(d / L)
 
     def wrap(self, positions):
+        return jnp.mod(positions, self._lengths_like(positions))
+
+    def pair_components(self, positions, i, j):
         L = self.lengths.astype(positions.dtype)
-        return jnp.mod(positions, L)
+        out = []
+        for k, x in enumerate(positions.T):
+            d = _take(x, i) - _take(x, j)
+            out.append(d - L[k] * jnp.round(d / L[k]))
+        return out
 
     def fractional(self, positions):
-        return positions / self.lengths.astype(positions.dtype)
+        return positions / self._lengths_like(positions)
 
     def deform(self, deformation):
         # Rows of the cell are lattice vectors; r -> F r maps a row a to a F^T.
@@ -174,6 +195,15 @@ class TriclinicBox(AbstractSpace):
         s = jnp.mod(self.fractional(positions), 1.0)
         return s @ cell
 
+    def pair_components(self, positions, i, j):
+        cell = self.cell.astype(positions.dtype)
+        ds = []
+        for x in self.fractional(positions).T:
+            d = _take(x, i) - _take(x, j)
+            ds.append(d - jnp.round(d))
+        dim = cell.shape[0]
+        return [sum(ds[k] * cell[k, c] for k in range(dim)) for c in range(dim)]
+
     def deform(self, deformation):
         return TriclinicBox(self.cell @ deformation.T)
 
@@ -183,13 +213,17 @@ class TriclinicBox(AbstractSpace):
 
     def widths(self) -> Array:
         """Gives the perpendicular widths: the distances between opposite faces."""
-        # Width k = V / |area of the face spanned by the other vectors| = 1 / |row k of inv(cell)^T|.
+        # Width k = V / |face spanned by the other vectors| = 1 / |column k of inv(cell)|.
         inv = jnp.linalg.inv(self.cell)
         return 1.0 / jnp.sqrt(jnp.sum(inv * inv, axis=0))
 
     def volume(self) -> Array:
         """Gives the cell volume (area in 2-D)."""
         return jnp.abs(jnp.linalg.det(self.cell))
+
+
+def _take(x, idx):
+    return x.at[idx].get(mode="fill", fill_value=0)
 
 
 def _check_positive_concrete(name, x):

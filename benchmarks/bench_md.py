@@ -1,0 +1,202 @@
+"""Molecular dynamics benchmark: diffsim.molecular against JAX MD and ASE, side by side.
+
+Lennard-Jones (sigma = epsilon = 1, switched cutoff ro = 2.0, rc = 2.5: JAX MD's
+`lennard_jones_neighbor_list` default, ASE `LennardJones(smooth=True, ro=2.0, rc=2.5)`)
+at density 0.8, float32 on CPU, same positions and the same Verlet skin (JAX MD's
+`dr_threshold`) for both neighbour lists. Reports, each the median of repeats after a
+warm-up (compile time listed separately):
+
+- energy + forces with a neighbour list (N = 1,000 and 8,000);
+- a neighbour-list rebuild (forced: the reference positions are stale);
+- NVE steps per second, list updates (rebuild when needed) included (N = 1,000);
+- ASE's LennardJones calculator (numpy, float64) for the force evaluation.
+
+Run: `.venv/bin/python benchmarks/bench_md.py [--quick]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import diffsim.molecular as md
+
+
+def timed(fn, *args, repeats=7):
+    """(median seconds, compile+first-call seconds) of fn(*args), blocking on results."""
+    t = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    first = time.perf_counter() - t
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts)), first
+
+
+def configuration(n, density=0.8, seed=0):
+    r, box = md.lattice(n, density, dtype=jnp.float32)
+    rng = np.random.default_rng(seed)
+    r = box.wrap(r + jnp.asarray(rng.normal(scale=0.02, size=r.shape), jnp.float32))
+    return r, box
+
+
+def bench_forces(n, skin, repeats, with_ase):
+    from jax_md import energy as jenergy, space as jspace
+
+    r, box = configuration(n)
+    L = float(box.lengths[0])
+    out = {}
+    # diffsim
+    energy = md.lennard_jones(box, cutoff=md.Switched(2.0, 2.5))
+    nbrs = md.neighbor_list(r, box, 2.5, skin=skin)
+    f = jax.jit(jax.value_and_grad(lambda x, nb: energy(x, nb)))
+    out["ours_forces"], out["ours_forces_compile"] = timed(f, r, nbrs, repeats=repeats)
+    stale = eqx_replace_reference(nbrs, r + 1.0)
+    upd = jax.jit(lambda nb, x: nb.update(x))
+    assert int(upd(stale, r).rebuilds) == int(stale.rebuilds) + 1
+    out["ours_rebuild"], out["ours_rebuild_compile"] = timed(upd, stale, r, repeats=repeats)
+    out["ours_pairs"] = int(nbrs.count)
+    # JAX MD
+    disp, _ = jspace.periodic(L)
+    nfn, efn = jenergy.lennard_jones_neighbor_list(
+        disp, L, r_onset=2.0, r_cutoff=2.5, dr_threshold=skin
+    )
+    jn = nfn.allocate(r)
+    g = jax.jit(jax.value_and_grad(efn))
+    out["jaxmd_forces"], out["jaxmd_forces_compile"] = timed(g, r, jn, repeats=repeats)
+    jstale = jn.set(reference_position=r + 1.0)
+    jupd = jax.jit(lambda nb, x: nb.update(x))
+    out["jaxmd_rebuild"], out["jaxmd_rebuild_compile"] = timed(jupd, jstale, r, repeats=repeats)
+    e_ours, f_ours = f(r, nbrs)
+    e_ref, f_ref = g(r, jn)
+    out["energy_rel_diff"] = abs(float(e_ours) - float(e_ref)) / abs(float(e_ref))
+    out["force_max_diff"] = float(jnp.max(jnp.abs(f_ours - f_ref)))
+    if with_ase:
+        from ase.calculators.lj import LennardJones
+
+        atoms = md.to_atoms(np.asarray(r, np.float64), space=box)
+        atoms.calc = LennardJones(sigma=1.0, epsilon=1.0, smooth=True, ro=2.0, rc=2.5)
+
+        def ase_forces():
+            atoms.calc.reset()
+            return atoms.get_forces()
+
+        ts = []
+        for _ in range(max(repeats // 3, 1)):
+            t = time.perf_counter()
+            fa = ase_forces()
+            ts.append(time.perf_counter() - t)
+        out["ase_forces"] = float(np.median(ts))
+        out["ase_force_max_diff"] = float(np.max(np.abs(np.asarray(f_ours) + fa)))
+    return out
+
+
+def eqx_replace_reference(nbrs, reference):
+    import equinox as eqx
+
+    return eqx.tree_at(lambda nb: nb.reference, nbrs, reference)
+
+
+def bench_nve(n, skin, steps, repeats):
+    from jax_md import energy as jenergy, simulate, space as jspace
+
+    r, box = configuration(n)
+    L = float(box.lengths[0])
+    v = md.random_velocities(n, 3, 1.0, key=jax.random.key(0), dtype=jnp.float32)
+    out = {}
+    energy = md.lennard_jones(box, cutoff=md.Switched(2.0, 2.5))
+    nbrs = md.neighbor_list(r, box, 2.5, skin=skin)
+    vv = md.VelocityVerlet(energy, dt=0.005)
+    s0 = vv.init(r, v, nbrs)
+
+    def ours():
+        s, _ = md.simulate(vv, s0, steps, chunk=steps)
+        return s
+
+    out["ours_nve"], out["ours_nve_compile"] = timed(ours, repeats=repeats)
+    s = ours()
+    out["ours_rebuilds"] = int(s.neighbors.rebuilds) - int(s0.neighbors.rebuilds)
+
+    disp, shift = jspace.periodic(L)
+    nfn, efn = jenergy.lennard_jones_neighbor_list(
+        disp, L, r_onset=2.0, r_cutoff=2.5, dr_threshold=skin
+    )
+    jn = nfn.allocate(r)
+    init_fn, apply_fn = simulate.nve(efn, shift, 0.005)
+    st = init_fn(jax.random.key(0), r, kT=1.0, neighbor=jn)
+    st = st.set(momentum=v)  # same velocities as ours (mass 1)
+
+    @jax.jit
+    def jaxmd(st, nb):
+        def body(i, carry):
+            st, nb = carry
+            st = apply_fn(st, neighbor=nb)
+            return st, nb.update(st.position)
+
+        return jax.lax.fori_loop(0, steps, body, (st, nb))
+
+    out["jaxmd_nve"], out["jaxmd_nve_compile"] = timed(jaxmd, st, jn, repeats=repeats)
+    _, jn_end = jaxmd(st, jn)
+    assert not bool(jn_end.did_buffer_overflow), "JAX MD neighbour list overflowed"
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 1,000 only, fewer repeats")
+    parser.add_argument("--skin", type=float, default=0.5)
+    args = parser.parse_args()
+    sizes = [1000] if args.quick else [1000, 8000]
+    repeats = 3 if args.quick else 7
+    nve_steps = 200 if args.quick else 1000
+    print(f"jax {jax.__version__}, backend {jax.default_backend()}, float32, skin {args.skin}")
+    rows = []
+    for n in sizes:
+        res = bench_forces(n, args.skin, repeats, with_ase=True)
+        rows.append((n, res))
+        print(
+            f"N={n}: pairs {res['ours_pairs']}, energy rel diff vs JAX MD "
+            f"{res['energy_rel_diff']:.1e}, max |dF| {res['force_max_diff']:.1e}, "
+            f"vs ASE {res['ase_force_max_diff']:.1e}"
+        )
+    nve = bench_nve(1000, args.skin, nve_steps, max(repeats // 2, 2))
+    print()
+    print("| quantity | N | diffsim | JAX MD | ASE | JAX MD / diffsim | ASE / diffsim |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for n, r in rows:
+        ours, ref, ase = r["ours_forces"], r["jaxmd_forces"], r["ase_forces"]
+        print(
+            f"| LJ energy + forces (ms) | {n} | {1e3 * ours:.2f} | {1e3 * ref:.2f} | "
+            f"{1e3 * ase:.0f} | {ref / ours:.2f}x | {ase / ours:.0f}x |"
+        )
+    for n, r in rows:
+        ours, ref = r["ours_rebuild"], r["jaxmd_rebuild"]
+        print(
+            f"| neighbour-list rebuild (ms) | {n} | {1e3 * ours:.2f} | {1e3 * ref:.2f} | - | "
+            f"{ref / ours:.2f}x | - |"
+        )
+    ours_sps = nve_steps / nve["ours_nve"]
+    jaxmd_sps = nve_steps / nve["jaxmd_nve"]
+    print(
+        f"| NVE steps/s ({nve_steps} steps, {nve['ours_rebuilds']} rebuilds) | 1000 | "
+        f"{ours_sps:.0f} | {jaxmd_sps:.0f} | - | {ours_sps / jaxmd_sps:.2f}x (speed-up) | - |"
+    )
+    print()
+    print("compile + first call (s):")
+    for n, r in rows:
+        print(
+            f"  N={n}: forces diffsim {r['ours_forces_compile']:.2f} / JAX MD "
+            f"{r['jaxmd_forces_compile']:.2f}; rebuild diffsim {r['ours_rebuild_compile']:.2f} / "
+            f"JAX MD {r['jaxmd_rebuild_compile']:.2f}"
+        )
+    print(f"  NVE: diffsim {nve['ours_nve_compile']:.2f} / JAX MD {nve['jaxmd_nve_compile']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
