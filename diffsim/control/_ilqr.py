@@ -38,7 +38,8 @@ class ILQRResult(NamedTuple):
     cost: Scalar
     """Their total cost (differentiable)."""
     gains: Float[Array, "T m n"]
-    """Feedback gains K_t of the last backward pass (u = u_t + K_t (x - x_t))."""
+    """Feedback gains K_t of the last successful backward pass, taken about the trajectory
+    entering the last iteration (u = u_t + K_t (x - x_t)); with `max_iter=1`, about `us0`."""
     iterations: Int[Array, ""]
     converged: Array
     """True when the expected or achieved reduction fell below `tol`."""
@@ -139,7 +140,9 @@ def _solve(model, cost, x0, us0, ts, max_iter, tol, reg, reg_factor, reg_max, al
 
     us, xs, J, K, _, it, _, converged, hist = jax.lax.while_loop(cond, body, init)
     hist = jnp.where(jnp.arange(max_iter + 1) <= it, hist, J)
-    return us, (xs, J, K, it, converged, hist)
+    # Aux outputs of custom_root must be inexact (its JVP rule gives them float tangents).
+    flags = jnp.stack([it, converged]).astype(us.dtype)
+    return us, (xs, J, K, flags, hist)
 
 
 def _dense_tangent_solve(g, y):
@@ -212,9 +215,10 @@ def ilqr(
         )
         return _solve(m, cost, x, g, ts, max_iter, tol, reg, reg_factor, reg_max, alphas)
 
-    us, (_, _, K, it, converged, hist) = jax.lax.custom_root(
+    us, (_, _, K, flags, hist) = jax.lax.custom_root(
         gradient, us0, solve, _dense_tangent_solve, has_aux=True
     )
+    it, converged = flags[0].astype(jnp.int32), flags[1] > 0.5
     if throw:
         us = eqx.error_if(us, ~converged, "ilqr: did not converge within max_iter iterations")
     xs = simulate(model, x0, us)

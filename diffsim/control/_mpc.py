@@ -100,14 +100,15 @@ def closed_loop(
     plant_step = eqx.filter_jit(lambda x, u, w: plant(x, u) + w)
 
     t_start = time.perf_counter()
-    jax.block_until_ready(controller.step(x0, us_warm, 0))
+    jax.block_until_ready(controller.step(x0, us_warm, jnp.asarray(0)))
     compile_time = time.perf_counter() - t_start
 
     x = x0
     xs, us, costs, times = [x0], [], [], []
     for t in range(steps):
         t_start = time.perf_counter()
-        u, us_warm, J = controller.step(x, us_warm, t)
+        # t as an array: a Python int would be static under filter_jit (a recompile per step).
+        u, us_warm, J = controller.step(x, us_warm, jnp.asarray(t))
         u = jax.block_until_ready(u)
         times.append(time.perf_counter() - t_start)
         x = plant_step(x, u, noise[t])

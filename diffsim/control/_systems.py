@@ -35,6 +35,15 @@ class AbstractSystem(eqx.Module):
         """Gives dx/dt at state `x` (shape `(state_dim,)`) under control `u` (`(control_dim,)`)."""
 
 
+def _param(default: float):
+    """A physical parameter: stored as a floating-point array so that it is differentiable."""
+    return eqx.field(default=default, converter=_as_float)
+
+
+def _as_float(value):
+    return jnp.asarray(value, dtype=jnp.result_type(float))
+
+
 def _check(system: AbstractSystem, x, u):
     if jnp.shape(x) != (system.state_dim,):
         raise ValueError(
@@ -67,7 +76,7 @@ class DoubleIntegrator(AbstractSystem):
     **Example:** `DoubleIntegrator(mass=2.0).dynamics(jnp.zeros(2), jnp.ones(1))`.
     """
 
-    mass: float | Array = 1.0
+    mass: Array = _param(1.0)
     state_dim: ClassVar[int] = 2
     control_dim: ClassVar[int] = 1
 
@@ -83,10 +92,10 @@ class Pendulum(AbstractSystem):
     `u = [torque (N m)]`.
     """
 
-    mass: float | Array = 1.0
-    length: float | Array = 1.0
-    damping: float | Array = 0.1
-    gravity: float | Array = 9.81
+    mass: Array = _param(1.0)
+    length: Array = _param(1.0)
+    damping: Array = _param(0.1)
+    gravity: Array = _param(9.81)
     state_dim: ClassVar[int] = 2
     control_dim: ClassVar[int] = 1
 
@@ -107,12 +116,12 @@ class CartPole(AbstractSystem):
     `pole_friction` (N m s) at the hinge. Manipulator form M(q) q'' + C q' + G = B u.
     """
 
-    cart_mass: float | Array = 1.0
-    pole_mass: float | Array = 0.1
-    length: float | Array = 0.5
-    cart_friction: float | Array = 0.0
-    pole_friction: float | Array = 0.0
-    gravity: float | Array = 9.81
+    cart_mass: Array = _param(1.0)
+    pole_mass: Array = _param(0.1)
+    length: Array = _param(0.5)
+    cart_friction: Array = _param(0.0)
+    pole_friction: Array = _param(0.0)
+    gravity: Array = _param(9.81)
     state_dim: ClassVar[int] = 4
     control_dim: ClassVar[int] = 1
 
@@ -170,12 +179,12 @@ class TwoLinkArm(AbstractSystem):
     Manipulator equation M(q) q'' + C(q, q') q' + G(q) = u - damping q'.
     """
 
-    m1: float | Array = 1.0
-    m2: float | Array = 1.0
-    l1: float | Array = 1.0
-    l2: float | Array = 1.0
-    gravity: float | Array = 9.81
-    damping: float | Array = 0.0
+    m1: Array = _param(1.0)
+    m2: Array = _param(1.0)
+    l1: Array = _param(1.0)
+    l2: Array = _param(1.0)
+    gravity: Array = _param(9.81)
+    damping: Array = _param(0.0)
     state_dim: ClassVar[int] = 4
     control_dim: ClassVar[int] = 2
 
@@ -196,12 +205,12 @@ class Acrobot(AbstractSystem):
     State as `TwoLinkArm` (q = 0 hanging down), control `u = [elbow torque (N m)]`.
     """
 
-    m1: float | Array = 1.0
-    m2: float | Array = 1.0
-    l1: float | Array = 1.0
-    l2: float | Array = 1.0
-    gravity: float | Array = 9.81
-    damping: float | Array = 0.0
+    m1: Array = _param(1.0)
+    m2: Array = _param(1.0)
+    l1: Array = _param(1.0)
+    l2: Array = _param(1.0)
+    gravity: Array = _param(9.81)
+    damping: Array = _param(0.0)
     state_dim: ClassVar[int] = 4
     control_dim: ClassVar[int] = 1
 
@@ -225,8 +234,8 @@ class BicycleCar(AbstractSystem):
     `+-max_steer` (`max_steer * tanh(delta / max_steer)`), so any control is admissible.
     """
 
-    wheelbase: float | Array = 2.5
-    max_steer: float | Array = 0.6
+    wheelbase: Array = _param(2.5)
+    max_steer: Array = _param(0.6)
     state_dim: ClassVar[int] = 4
     control_dim: ClassVar[int] = 2
 
@@ -246,10 +255,10 @@ class PlanarQuadrotor(AbstractSystem):
     `u = [left thrust, right thrust] (N)`. Hover needs `u = m g / 2` on each rotor.
     """
 
-    mass: float | Array = 1.0
-    inertia: float | Array = 0.01
-    arm: float | Array = 0.2
-    gravity: float | Array = 9.81
+    mass: Array = _param(1.0)
+    inertia: Array = _param(0.01)
+    arm: Array = _param(0.2)
+    gravity: Array = _param(9.81)
     state_dim: ClassVar[int] = 6
     control_dim: ClassVar[int] = 2
 
