@@ -16,6 +16,7 @@ from ._rollout import (
     Checkpointed as Checkpointed,
     DiscreteAdjoint as DiscreteAdjoint,
     Reversible as Reversible,
+    Truncated as Truncated,
     costates as costates,
     rollout as rollout,
 )

@@ -102,6 +102,54 @@ def _nested_scan(step, state, xs, length, levels, segments=None):
     return state, outs
 
 
+class Truncated(AbstractGradient):
+    """Truncated BPTT: gradients flow back through at most `length` steps.
+
+    The steps are cut into consecutive blocks of `length` (the last may be shorter);
+    the state entering each block after the first is treated as a constant
+    (`stop_gradient`), so the gradient of anything computed in a block reaches only that
+    block's inputs and its steps' parameters (and `state0`, for the first block) -- the
+    TBPTT(k, k) of recurrent-network training. The forward values are unchanged; with
+    `length >= T` it is BPTT. This is an approximation by design: it removes long-range
+    credit assignment (and with it gradients that explode in chaotic systems).
+
+    **Arguments:**
+
+    - `length`: the block length k >= 1.
+    """
+
+    length: int
+
+    def __check_init__(self):
+        if not isinstance(self.length, int) or self.length < 1:
+            raise ValueError(f"Truncated: length must be an int >= 1, got {self.length!r}")
+
+    def scan(self, step, state0, xs, length):
+        k = min(self.length, length)
+        n = length // k
+        main = n * k
+        # The first block keeps its gradient to state0; later blocks start from a constant.
+        state, outs = jax.lax.scan(step, state0, _slice(xs, 0, k), length=k)
+        parts = [outs]
+
+        def block(carry, i):
+            carry = jax.lax.stop_gradient(carry)
+            xs_block = jtu.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, i * k, k), xs)
+            return jax.lax.scan(step, carry, xs_block, length=k)
+
+        if n > 1:
+            state, outs = jax.lax.scan(block, state, jnp.arange(1, n))
+            parts.append(jtu.tree_map(lambda a: a.reshape((n - 1) * k, *a.shape[2:]), outs))
+        if main < length:
+            state, outs = jax.lax.scan(
+                step, jax.lax.stop_gradient(state), _slice(xs, main, length), length=length - main
+            )
+            parts.append(outs)
+        if len(parts) == 1:
+            return state, parts[0]
+        return state, jtu.tree_map(lambda *a: jnp.concatenate(a), *parts)
+
+
 class DiscreteAdjoint(AbstractGradient):
     """The costate (adjoint) recursion written out, as a custom VJP.
 
@@ -161,7 +209,7 @@ def rollout(
       or `None` with `length`.
     - `length`: the number of steps T when `xs` is `None` (checked against `xs` otherwise).
     - `grad`: how reverse mode differentiates the rollout: `BPTT()`, `Checkpointed()`,
-      `DiscreteAdjoint()` or `Reversible(inverse)`.
+      `DiscreteAdjoint()`, `Reversible(inverse)` or `Truncated(k)` (approximate).
 
     **Returns:** `(final_state, outs)` where every leaf of `outs` has leading axis T.
 

@@ -233,3 +233,35 @@ def test_integer_tracer_leaves_and_key_inputs(name):
     np.testing.assert_allclose(
         jax.grad(loss)(x, STRATEGIES[name]), jax.grad(loss)(x, ds.BPTT()), rtol=1e-12
     )
+
+
+@pytest.mark.parametrize("k", [1, 7, 10, 53, 100])
+def test_truncated_equals_blockwise_stop_gradient(problem, k):
+    """Truncated(k) equals a hand-written TBPTT: stop_gradient on the state every k steps."""
+    params, h0, xs = problem
+
+    def reference(params, h0, xs):
+        W, b = params
+        h, total = h0, 0.0
+        for t in range(xs.shape[0]):
+            if t % k == 0 and t > 0:
+                h = jax.lax.stop_gradient(h)
+            h = h + 0.1 * jnp.tanh(W @ h + xs[t] + b)
+            total = total + jnp.sum(jnp.sin(h)) * jnp.linspace(0.0, 1.0, xs.shape[0])[t]
+        return jnp.sum(h**2) + total
+
+    grad = jax.grad(rnn_loss, argnums=(0, 1, 2))
+    got = grad(params, h0, xs, ds.Truncated(k))
+    ref = jax.grad(reference, argnums=(0, 1, 2))(params, h0, xs)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+    assert float(rnn_loss(params, h0, xs, ds.Truncated(k))) == pytest.approx(
+        float(rnn_loss(params, h0, xs, ds.BPTT())), rel=1e-14
+    )
+    if k >= xs.shape[0]:  # one block: exactly BPTT
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(grad(params, h0, xs, ds.BPTT()))):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+    else:  # the initial state only influences the first block
+        assert not np.allclose(np.asarray(got[1]), np.asarray(grad(params, h0, xs, ds.BPTT())[1]))
+    with pytest.raises(ValueError, match="length"):
+        ds.Truncated(0)
