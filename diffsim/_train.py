@@ -114,6 +114,8 @@ def fit(
             (diff, opt_state, state), meta = load_checkpoint(ckpt, (diff, opt_state, state))
             start = int(meta["step"])
             history = _truncate_metrics(directory / METRICS, start)
+        elif resume:  # killed before its first checkpoint: start over, dropping its records
+            _truncate_metrics(directory / METRICS, 0)
         elif (directory / METRICS).exists() or ckpt.exists():
             raise FileExistsError(
                 f"fit: {directory} already holds a training run; pass resume=True to "

@@ -248,6 +248,27 @@ def test_checkpoint_atomic_and_validated(tmp_path):
 def test_list(tmp_path):
     result = cli("list", cwd=ROOT)
     assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    for name in ["ode_stability", "adjoint_vs_bptt", "cartpole_swingup", "md_lj_fluid"]:
+        assert name in lines and len(lines[name].split()) > 2  # name and a description
+
+
+def test_resume_before_first_checkpoint_starts_clean(tmp_path):
+    loss_fn = lambda p, b, k: jnp.sum((p - 3.0) ** 2)
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 9.0}\n{"step": 2, "lo')
+    out = diffsim.fit(
+        loss_fn,
+        jnp.zeros(2),
+        optax.sgd(0.1),
+        steps=4,
+        key=jax.random.key(0),
+        directory=tmp_path,
+        resume=True,
+        progress=False,
+        log_every=1,
+    )
+    steps = [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4] and len(out.history) == 4
 
 
 def test_fit_threads_state_and_resumes_it(tmp_path):
