@@ -1,4 +1,4 @@
-"""`diffsim run | list`: run experiment configs from the command line."""
+"""`diffsim run | list | forces`: run experiment configs; evaluate a trained potential."""
 
 from __future__ import annotations
 
@@ -78,6 +78,54 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_forces(args) -> int:
+    model_path, structure = Path(args.model), Path(args.structure)
+    if not model_path.exists():
+        return _error(f"--model {model_path}: no such file or directory")
+    if not structure.is_file():
+        return _error(f"--structure {structure}: no such file")
+    if args.out is not None and Path(args.out).exists():
+        return _error(f"--out {args.out}: exists; a result never overwrites a file")
+    try:
+        import ase.io
+    except ImportError:
+        return _error("forces needs ASE: pip install 'diffsim[molecular]'")
+    from .molecular import load_model
+    from .molecular._calculator import predict
+
+    try:
+        model = load_model(model_path)
+    except (FileNotFoundError, ValueError) as e:
+        return _error(f"--model: {e}")
+    try:
+        frames = ase.io.read(structure, index=args.index, format=args.format)
+    except Exception as e:  # ASE raises many kinds for a malformed file
+        return _error(f"--structure {structure}: cannot read it as a structure ({e})")
+    frames = frames if isinstance(frames, list) else [frames]
+    if not frames:
+        return _error(f"--structure {structure}: no frames selected by --index {args.index}")
+    results = []
+    for k, atoms in enumerate(frames):
+        try:
+            results.append(predict(model, atoms))
+        except ValueError as e:
+            return _error(f"--structure {structure}, frame {k}: {e}")
+    if args.out is not None:
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        for atoms, res in zip(frames, results):
+            atoms.calc = SinglePointCalculator(atoms, energy=res["energy"], forces=res["forces"])
+        ase.io.write(args.out, frames, format="extxyz")
+        print(f"wrote {len(frames)} frame(s) with energy and forces to {args.out}")
+        return 0
+    for k, (atoms, res) in enumerate(zip(frames, results)):
+        print(f"frame {k}: {len(atoms)} atoms, energy {res['energy']:.8f} eV")
+        print(f"{'atom':>6} {'el':>3} {'fx (eV/A)':>14} {'fy (eV/A)':>14} {'fz (eV/A)':>14}")
+        for i, (sym, f) in enumerate(zip(atoms.get_chemical_symbols(), res["forces"])):
+            print(f"{i:>6} {sym:>3} {f[0]:>14.8f} {f[1]:>14.8f} {f[2]:>14.8f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffsim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.set_defaults(func=_cmd_run)
     p_list = sub.add_parser("list", help="list the experiments")
     p_list.set_defaults(func=_cmd_list)
+    p_forces = sub.add_parser(
+        "forces", help="energy and forces of structures from a trained potential"
+    )
+    p_forces.add_argument(
+        "--model", required=True, help="a potential_train run directory or a model.eqx"
+    )
+    p_forces.add_argument("--structure", required=True, help="structure file (xyz, extxyz, ...)")
+    p_forces.add_argument("--out", help="write frames with energy and forces (extxyz)")
+    p_forces.add_argument("--index", default=":", help="frames to take (ASE syntax; default all)")
+    p_forces.add_argument("--format", help="file format for ASE (default: from the suffix)")
+    p_forces.set_defaults(func=_cmd_forces)
     return parser
 
 

@@ -1,10 +1,26 @@
-"""Molecular dynamics: spaces, neighbour lists, classical potentials, integrators.
+"""Molecular dynamics and learned potentials: spaces, neighbour lists, classical
+potentials, integrators, E(3)-equivariant energy models, reference data sets, force
+matching and an ASE calculator.
 
 Forces are `-jax.grad(energy)` with respect to positions, for all atoms in one
 backward pass; integrators are steps for `diffsim.rollout`, so trajectories are
 differentiable (velocity Verlet is exactly invertible: `grad=Reversible(vv.inverse)`).
+A learned model (`PaiNN`, `SchNet`) is an energy like any other: `model.bind(species,
+space)` drives the same integrators, and `DiffsimCalculator(model)` drives ASE.
 """
 
+from ._datasets import (
+    DATASET_SYSTEMS as DATASET_SYSTEMS,
+    Dataset as Dataset,
+    cache_path as cache_path,
+    dataset_statistics as dataset_statistics,
+    generate_copper as generate_copper,
+    generate_lj_clusters as generate_lj_clusters,
+    generate_molecule as generate_molecule,
+    load_dataset as load_dataset,
+    load_or_generate as load_or_generate,
+    save_dataset as save_dataset,
+)
 from ._integrators import (
     AbstractIntegrator as AbstractIntegrator,
     Langevin as Langevin,
@@ -21,6 +37,16 @@ from ._io import (
     to_atoms as to_atoms,
     write_structure as write_structure,
     write_trajectory as write_trajectory,
+)
+from ._models import (
+    AbstractEnergyModel as AbstractEnergyModel,
+    LearnedEnergy as LearnedEnergy,
+    PaiNN as PaiNN,
+    SchNet as SchNet,
+    astype as astype,
+    bessel_basis as bessel_basis,
+    make_model as make_model,
+    polynomial_envelope as polynomial_envelope,
 )
 from ._neighbors import (
     NeighborList as NeighborList,
@@ -64,3 +90,22 @@ from ._space import (
     PeriodicBox as PeriodicBox,
     TriclinicBox as TriclinicBox,
 )
+from ._training import (
+    TrainResult as TrainResult,
+    batch_energy_and_forces as batch_energy_and_forces,
+    energy_and_forces as energy_and_forces,
+    evaluate as evaluate,
+    fit_energy_scale as fit_energy_scale,
+    load_model as load_model,
+    save_model as save_model,
+    train_potential as train_potential,
+)
+
+
+def __getattr__(name):
+    # The ASE calculator imports ASE, an optional dependency: load it on first use.
+    if name in ("DiffsimCalculator", "predict"):
+        from . import _calculator
+
+        return getattr(_calculator, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

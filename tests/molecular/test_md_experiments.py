@@ -46,3 +46,58 @@ def test_cu_emt_reference_small(tmp_path):
     assert m["max_fd_force_error"] < 1e-6
     assert m["round_trip_max_error_A"] < 1e-5
     assert (run_dir / "cu_emt.extxyz").stat().st_size > 1_000
+
+
+def test_potential_configs_validate():
+    for name in ("potential_dataset", "potential_train", "potential_md"):
+        exp, _ = load_config(f"configs/{name}.toml")
+        assert exp.name == name
+
+
+@pytest.fixture(scope="module")
+def lj_file(tmp_path_factory):
+    import diffsim.molecular as md
+
+    path = tmp_path_factory.mktemp("data") / "lj.npz"
+    md.save_dataset(path, md.generate_lj_clusters(50, equilibrate_steps=200, stride=5, seed=2))
+    return path
+
+
+@pytest.mark.slow  # ~1 min: four small trainings, then MD with the exported model
+def test_potential_train_and_md_small(tmp_path, lj_file):
+    exp, cfg = small(
+        "potential_train",
+        dataset=str(lj_file),
+        train_sizes=[10, 30],
+        n_val=10,
+        n_test=10,
+        cutoff=8.0,
+        features=8,
+        layers=1,
+        n_rbf=6,
+        steps=60,
+        batch_size=8,
+        lr=1e-2,
+        eval_every=20,
+    )
+    m, run_dir = run_experiment(exp, cfg, tmp_path / "train", quiet=True)
+    import diffsim.molecular as md
+
+    mean_abs_force = 1000 * float(abs(md.load_dataset(lj_file).forces).mean())  # meV/A
+    for name in ("painn", "schnet"):  # predicting zero forces would score mean_abs_force
+        assert m[f"{name}_n30_force_mae"] < 0.5 * mean_abs_force
+    assert (run_dir / "model.eqx").exists() and (run_dir / "learning_curve.png").exists()
+    exp, cfg = small(
+        "potential_md",
+        model=str(run_dir),
+        dataset=str(lj_file),
+        dt_fs=5.0,
+        temperature_K=30.0,
+        equilibrate_steps=50,
+        nve_steps=200,
+        sample_steps=200,
+        bond_cutoff=4.2,
+    )
+    m, run_dir = run_experiment(exp, cfg, tmp_path / "md", quiet=True)
+    assert m["nve_drift_over_kinetic"] < 0.05
+    assert any(k.endswith("_wasserstein") for k in m)

@@ -1,0 +1,553 @@
+"""Learned-potential benchmark: diffsim's PaiNN and SchNet against an e3nn-jax NequIP.
+
+Two systems, float32 on CPU, cutoff 5 Angstrom for every model:
+
+- ethanol (9 atoms, ASE's `CH3CH2OH` rattled by 0.05 Angstrom), all pairs (dense path);
+- fcc copper, 256 atoms (a = 3.61 Angstrom, 4x4x4 cubic cells, rattled), periodic,
+  one neighbour list (`neighbor_list(..., skin=0)`) shared by all models; the e3nn
+  reference reads it as a directed edge list (both directions of each pair).
+
+Models: `PaiNN` (features 64 and 32, 3 layers), `SchNet` (64, 3 layers), and the
+reference in `_e3nn_reference.py`: NequIP-style, 3 layers of 32x0e + 32x1o + 32x2e,
+spherical harmonics to l = 2, Bessel basis with the polynomial envelope, radial MLP
+weighting each tensor-product path, gate nonlinearity, scalar readout.
+
+Reported, each the median of repeats after a warm-up (compile + first call listed
+separately):
+
+- energy alone and energy + forces (`jax.value_and_grad`) per configuration, and
+  their ratio;
+- the reference method's own force call: GFN2-xTB through tblite (ethanol; skipped
+  without tblite) and ASE's EMT (copper);
+- NVE steps per second at 300 K: diffsim's `VelocityVerlet` through `simulate` with
+  our model and with the e3nn reference (ethanol: dt 0.5 fs, dense; copper: dt 2 fs,
+  neighbour list with skin 0.5 Angstrom, updates and rebuilds included), and ASE's
+  `VelocityVerlet` with tblite / EMT; the largest total-energy excursion is printed as
+  a sanity check (meaningful for the trained ethanol models only);
+- accuracy at an equal training budget (full mode): each model trained by
+  `train_potential` with the same optimiser, steps, batches and split on ethanol
+  GFN2-xTB data (600 frames of 500 K Langevin MD, `load_or_generate`, cached under
+  `data/`), test force MAE in meV/Angstrom.
+
+Goals: PaiNN at least 2x faster than the e3nn reference at equal or better force
+MAE; energy + forces at most 3x the energy alone.
+
+Timed calls are interleaved across models (E, E+F, next model, ...) so that the load
+of a shared machine affects both sides of every ratio alike. tblite runs with
+`OMP_NUM_THREADS=1` unless set otherwise: its OpenMP threads spin against XLA's, and
+one thread is its fastest setting for 9 atoms.
+
+`--equal-time` also trains PaiNN F=64, from the same initial weights, for as many steps
+as fit in the reference's training wall time (speed at equal accuracy); this adds the
+reference's training time (about 5 minutes here) to the run.
+
+Run: `.venv/bin/python benchmarks/bench_potential.py [--quick] [--equal-time]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from _e3nn_reference import E3nnNequIP, count_parameters
+
+import diffsim.molecular as md
+
+CUTOFF = 5.0
+REFERENCE = "e3nn NequIP"
+
+
+def timed(fn, *args, repeats=7):
+    """(median seconds, compile+first-call seconds) of fn(*args), blocking on results."""
+    t = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    first = time.perf_counter() - t
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts)), first
+
+
+def say(*args):
+    print(*args, flush=True)
+
+
+# --- systems and models ----------------------------------------------------------------
+
+
+def ethanol():
+    from ase.build import molecule
+
+    atoms = molecule("CH3CH2OH")
+    atoms.rattle(stdev=0.05, seed=0)
+    return atoms
+
+
+def copper():
+    from ase.build import bulk
+
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(4)
+    atoms.rattle(stdev=0.05, seed=0)
+    return atoms
+
+
+def make_models(elements, avg_num_neighbors, names, key):
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    builders = {
+        "PaiNN F=64": lambda: md.PaiNN(elements, cutoff=CUTOFF, features=64, key=k1),
+        "PaiNN F=32": lambda: md.PaiNN(elements, cutoff=CUTOFF, features=32, key=k2),
+        "SchNet F=64": lambda: md.SchNet(elements, cutoff=CUTOFF, features=64, key=k3),
+        REFERENCE: lambda: E3nnNequIP(
+            elements, cutoff=CUTOFF, avg_num_neighbors=avg_num_neighbors, key=k4
+        ),
+    }
+    return {name: builders[name]() for name in names}
+
+
+# Model, species and the neighbour list are arguments (not closed over), so the weights
+# are not baked into the compiled program as constants.
+@eqx.filter_jit
+def energy_fn(model, positions, species, nbrs, space):
+    return model(positions, species, nbrs, space=space)
+
+
+@eqx.filter_jit
+def energy_forces_fn(model, positions, species, nbrs, space):
+    e, g = jax.value_and_grad(lambda r: model(r, species, nbrs, space=space))(positions)
+    return e, -g
+
+
+def _seconds(fn, *args):
+    t = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - t
+
+
+# --- self-test: invariance -------------------------------------------------------------
+
+
+def invariance_check(models, atoms):
+    """Max |E(Q r + t) - E(r)| / |E| and max |F(Q r + t) - F(r) Q^T| over a random
+    rotation Q and the rotation-inversion -Q (O(3)), float32, free space."""
+    from scipy.spatial.transform import Rotation
+
+    r = jnp.asarray(atoms.positions, jnp.float32)
+    q = np.asarray(Rotation.random(random_state=1).as_matrix())
+    shift = jnp.array([1.0, -2.0, 0.5], jnp.float32)
+    out = {}
+    for name, model in models.items():
+        species = model.species_of(atoms.numbers)
+        e0, f0 = energy_forces_fn(model, r, species, None, md.FreeSpace())
+        worst_e = worst_f = 0.0
+        for m in (q, -q):
+            mq = jnp.asarray(m, jnp.float32)
+            e1, f1 = energy_forces_fn(model, r @ mq.T + shift, species, None, md.FreeSpace())
+            worst_e = max(worst_e, abs(float(e1 - e0)) / max(abs(float(e0)), 1e-6))
+            worst_f = max(worst_f, float(jnp.max(jnp.abs(f1 - f0 @ mq.T))))
+        out[name] = (worst_e, worst_f, float(jnp.max(jnp.abs(f0))))
+    return out
+
+
+# --- timings ---------------------------------------------------------------------------
+
+
+def bench_evaluation(models, atoms, space, nbrs, repeats):
+    """Energy and energy + forces per model: compile first, then timed calls
+    interleaved across models (E, E+F, next model, ...), so that a change in the load
+    of a shared machine hits every figure of a ratio alike; medians."""
+    r = jnp.asarray(atoms.positions, jnp.float32)
+    calls, out = {}, {}
+    for name, model in models.items():
+        species = model.species_of(atoms.numbers)
+        args = (model, r, species, nbrs, space)
+        calls[name] = args
+        out[name] = {
+            "params": count_parameters(model),
+            "e_compile": _seconds(energy_fn, *args),
+            "ef_compile": _seconds(energy_forces_fn, *args),
+            "e_all": [],
+            "ef_all": [],
+        }
+    for _ in range(repeats):
+        for name, args in calls.items():
+            out[name]["e_all"].append(_seconds(energy_fn, *args))
+            out[name]["ef_all"].append(_seconds(energy_forces_fn, *args))
+    for name, res in out.items():
+        res["e"] = float(np.median(res.pop("e_all")))
+        res["ef"] = float(np.median(res.pop("ef_all")))
+        say(
+            f"  {name:12s} {res['params']:7d} params  E {1e3 * res['e']:8.2f} ms  "
+            f"E+F {1e3 * res['ef']:8.2f} ms  ratio {res['ef'] / res['e']:.2f}  "
+            f"(compile + first call {res['e_compile']:.1f} / {res['ef_compile']:.1f} s)"
+        )
+    return out
+
+
+def reference_calculator(kind):
+    """Gives (label, calculator) or (label, None) if it is not installed."""
+    if kind == "xtb":
+        try:
+            from tblite.ase import TBLite
+        except ImportError:
+            return "tblite GFN2-xTB", None
+        return "tblite GFN2-xTB", TBLite(method="GFN2-xTB", verbosity=0)
+    from ase.calculators.emt import EMT
+
+    return "ASE EMT", EMT()
+
+
+def bench_reference_forces(atoms, calc, repeats):
+    """Median seconds of one force call at new positions (the MD use: no caching)."""
+    atoms = atoms.copy()
+    atoms.calc = calc
+    rng = np.random.default_rng(0)
+    atoms.get_forces()  # set-up (and an initial wavefunction for xTB)
+    ts = []
+    for _ in range(repeats):
+        atoms.positions += rng.normal(scale=1e-3, size=atoms.positions.shape)
+        t = time.perf_counter()
+        atoms.get_forces()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+def bench_md(models, atoms, space, skin, dt_fs, steps, repeats, trained):
+    """Steps per second of diffsim's VelocityVerlet through `simulate`, per model, and
+    the largest total-energy excursion (a sanity check, meaningful for trained models:
+    untrained ones have arbitrary forces)."""
+    from ase import units
+
+    r = jnp.asarray(atoms.positions, jnp.float32)
+    masses = jnp.asarray(atoms.get_masses(), jnp.float32)
+    kT = 300.0 * units.kB
+    v = md.random_velocities(
+        len(atoms), 3, kT, key=jax.random.key(0), mass=masses, dtype=jnp.float32
+    )
+    nbrs = None if skin is None else md.neighbor_list(r, space, CUTOFF, skin=skin)
+    out = {}
+    for name, model in models.items():
+        species = model.species_of(atoms.numbers)
+        vv = md.VelocityVerlet(model.bind(species, space), dt=dt_fs * units.fs, mass=masses)
+        s0 = vv.init(r, v, nbrs)
+
+        def run(vv=vv, s0=s0):
+            return md.simulate(vv, s0, steps, chunk=steps)
+
+        sec, first = timed(run, repeats=repeats)
+        _, outs = run()
+        total = np.asarray(outs["potential"] + outs["kinetic"], np.float64)
+        drift = 1e3 * float(np.max(np.abs(total - total[0]))) / len(atoms)
+        out[name] = {"sps": steps / sec, "compile": first - sec, "drift": drift}
+        say(
+            f"  MD {name:12s} {steps / sec:8.1f} steps/s (compile {first - sec:.1f} s), "
+            f"max |E_tot - E_tot(0)| {drift:.3g} meV/atom over {steps} steps"
+            f"{'' if trained else ' (untrained model)'}"
+        )
+    return out
+
+
+def bench_ase_md(atoms, calc, dt_fs, steps):
+    from ase import units
+    from ase.md.velocitydistribution import thermalize_momenta
+    from ase.md.verlet import VelocityVerlet
+
+    atoms = atoms.copy()
+    atoms.calc = calc
+    thermalize_momenta(atoms, 300.0, rng=np.random.default_rng(0))
+    dyn = VelocityVerlet(atoms, timestep=dt_fs * units.fs)
+    dyn.run(2)  # set-up excluded
+    t = time.perf_counter()
+    dyn.run(steps)
+    return steps / (time.perf_counter() - t)
+
+
+# --- accuracy at an equal training budget ----------------------------------------------
+
+
+def train_and_test(models, steps, batch_size, lr, n_configs, log, equal_time=()):
+    """Gives ({name: trained model}, {name: metrics}) on ethanol GFN2-xTB data.
+
+    Every model gets `steps` steps. The models named in `equal_time` are then trained
+    again from their initial weights for as many steps as take the e3nn reference's
+    training time (speed at equal accuracy), under `metrics[name]["equal_time"]`.
+    """
+    from diffsim.molecular._datasets import load_or_generate
+
+    try:
+        ds = load_or_generate("ethanol", n_configs, seed=0, cache_dir="data", log=log)
+    except ImportError as e:
+        log(f"no ethanol dataset and cannot generate one ({e}); skipping training")
+        return models, {}
+    n_test = n_val = n_configs // 6
+    train, val, test = ds.split(n_configs - n_val - n_test, n_val, n_test, seed=0)
+    log(f"ethanol: {len(train)} train / {len(val)} val / {len(test)} test frames")
+
+    def run(model, n_steps):
+        t = time.perf_counter()
+        res = md.train_potential(
+            model,
+            train,
+            val,
+            steps=n_steps,
+            batch_size=batch_size,
+            lr=lr,
+            eval_every=max(n_steps // 10, 1),
+            key=jax.random.key(1),
+            progress=False,
+        )
+        seconds = time.perf_counter() - t
+        ev = md.evaluate(res.model, test)
+        return res.model, {**ev, "train_s": seconds, "best_step": res.best_step, "steps": n_steps}
+
+    def report(name, m):
+        log(
+            f"  trained {name:12s} {m['steps']} steps in {m['train_s']:5.0f} s: test force MAE "
+            f"{m['force_mae']:.1f} meV/A, energy MAE {m['energy_mae']:.2f} meV/atom "
+            f"(best step {m['best_step']})"
+        )
+
+    trained, metrics = {}, {}
+    for name, model in models.items():
+        trained[name], metrics[name] = run(model, steps)
+        report(name, metrics[name])
+    for name in equal_time:
+        if name not in models or REFERENCE not in metrics:
+            continue
+        budget = metrics[REFERENCE]["train_s"]
+        n_steps = max(int(round(steps * budget / metrics[name]["train_s"])), 1)
+        _, m = run(models[name], n_steps)
+        metrics[name]["equal_time"] = m
+        report(f"{name} (e3nn's training time)", m)
+    return trained, metrics
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+def fmt(x, spec):
+    return "-" if x is None else format(x, spec)
+
+
+def ratio(a, b):
+    return "-" if a is None or b is None else f"{a / b:.2f}x"
+
+
+def table(results):
+    say()
+    say(
+        "| system | model | params | E (ms) | E+F (ms) | (E+F)/E | E+F speed-up vs e3nn | "
+        "E+F speed-up vs ref. method | MD steps/s | MD speed-up vs e3nn | "
+        "test force MAE (meV/A) | train time (s) |"
+    )
+    say("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for system, res in results.items():
+        ev, mdr, acc = res["eval"], res["md"], res["accuracy"]
+        ref_ef = ev[REFERENCE]["ef"]
+        ref_sps = mdr.get(REFERENCE, {}).get("sps")
+        label, ref_t, ref_md_sps = res["reference"]
+        for name, r in ev.items():
+            sps = mdr.get(name, {}).get("sps")
+            mae = acc.get(name, {}).get("force_mae")
+            tr = acc.get(name, {}).get("train_s")
+            say(
+                f"| {system} | {name} | {r['params']:,} | {1e3 * r['e']:.2f} | "
+                f"{1e3 * r['ef']:.2f} | {r['ef'] / r['e']:.2f} | {ref_ef / r['ef']:.2f}x | "
+                f"{ratio(ref_t, r['ef'])} | {fmt(sps, '.0f')} | "
+                f"{ratio(sps, ref_sps)} | "
+                f"{fmt(mae, '.1f')} | {fmt(tr, '.0f')} |"
+            )
+        for name in ev:
+            eq = acc.get(name, {}).get("equal_time")
+            if eq is not None:
+                say(
+                    f"| {system} | {name}, trained for e3nn's training time ({eq['steps']} "
+                    f"steps) | | | | | | | | | {eq['force_mae']:.1f} | {eq['train_s']:.0f} |"
+                )
+        if ref_t is not None:
+            say(
+                f"| {system} | {label} (own force call) | - | - | {1e3 * ref_t:.2f} | - | "
+                f"{ref_ef / ref_t:.2f}x | 1.00x | {fmt(ref_md_sps, '.0f')} | "
+                f"{ratio(ref_md_sps, ref_sps)}"
+                " | (reference) | - |"
+            )
+
+
+def verdicts(results):
+    say()
+    say("goals:")
+    for system, res in results.items():
+        ev, acc = res["eval"], res["accuracy"]
+        ref = ev[REFERENCE]
+        for name, r in ev.items():
+            if not name.startswith("PaiNN"):
+                continue
+            speed = ref["ef"] / r["ef"]
+            mae, ref_mae = (acc.get(k, {}).get("force_mae") for k in (name, REFERENCE))
+            if mae is None or ref_mae is None:
+                acc_txt, ok_acc = "force MAE not measured", None
+            else:
+                ok_acc = mae <= ref_mae
+                acc_txt = f"force MAE {mae:.1f} vs {ref_mae:.1f} meV/A"
+            ok_speed = speed >= 2.0
+            both = "PASS" if ok_speed and ok_acc else ("?" if ok_acc is None else "FAIL")
+            say(
+                f"  {system}, {name}: E+F {speed:.2f}x faster than e3nn "
+                f"({'>=' if ok_speed else '<'} 2x), {acc_txt} (equal steps) -> {both}"
+            )
+            eq = acc.get(name, {}).get("equal_time")
+            if eq is not None and ref_mae is not None:
+                ok = eq["force_mae"] <= ref_mae
+                say(
+                    f"  {system}, {name}: at e3nn's training time ({eq['steps']} steps, "
+                    f"{eq['train_s']:.0f} s): force MAE {eq['force_mae']:.1f} vs {ref_mae:.1f} "
+                    f"meV/A -> {'PASS' if ok and ok_speed else 'FAIL'}"
+                )
+            r_ef = r["ef"] / r["e"]
+            say(
+                f"  {system}, {name}: (E+F)/E = {r_ef:.2f} "
+                f"-> {'PASS' if r_ef <= 3.0 else 'FAIL'} (goal <= 3)"
+            )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="no training, fewer models, repeats and MD steps"
+    )
+    parser.add_argument("--train-steps", type=int, default=None, help="default 1000 (quick: 0)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--configs", type=int, default=600, help="ethanol dataset frames")
+    parser.add_argument(
+        "--equal-time",
+        action="store_true",
+        help="also train PaiNN F=64 for as long (wall clock) as the e3nn reference took",
+    )
+    args = parser.parse_args()
+    # tblite's OpenMP threads spin against XLA's on a shared machine (GFN2-xTB MD ran
+    # 30x slower with the default here); one thread is its fastest setting for 9 atoms.
+    # Read when tblite is first imported, which is below.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    quick = args.quick
+    train_steps = args.train_steps if args.train_steps is not None else (0 if quick else 1000)
+    repeats = 3 if quick else 7
+    names = (
+        ["PaiNN F=64", REFERENCE]
+        if quick
+        else ["PaiNN F=64", "PaiNN F=32", "SchNet F=64", REFERENCE]
+    )
+    md_names = ["PaiNN F=64", REFERENCE] if quick else ["PaiNN F=64", "PaiNN F=32", REFERENCE]
+    say(
+        f"jax {jax.__version__}, backend {jax.default_backend()}, float32, cutoff {CUTOFF} A, "
+        f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
+        f"{'quick' if quick else 'full'} mode"
+    )
+    results = {}
+
+    # Ethanol.
+    atoms = ethanol()
+    elements = sorted(set(atoms.numbers.tolist()))
+    models = make_models(elements, 8.0, names, jax.random.key(0))
+    accuracy = {}
+    if train_steps > 0:
+        say(f"training on ethanol: {train_steps} steps, batch {args.batch_size}, lr {args.lr}")
+        models, accuracy = train_and_test(
+            models,
+            train_steps,
+            args.batch_size,
+            args.lr,
+            args.configs,
+            say,
+            equal_time=["PaiNN F=64"] if args.equal_time else (),
+        )
+    say(f"ethanol ({len(atoms)} atoms, dense: {len(atoms) * (len(atoms) - 1) // 2} pairs):")
+    ev = bench_evaluation(models, atoms, md.FreeSpace(), None, repeats)
+    say("  invariance self-test (a random rotation Q, and -Q; plus a translation):")
+    for name, (de, df, fmax) in invariance_check(models, atoms).items():
+        say(
+            f"    {name:12s} max |dE|/|E| {de:.1e}, max |F(Qr) - Q F(r)| {df:.1e} eV/A "
+            f"(max |F| {fmax:.2f})"
+        )
+    label, calc = reference_calculator("xtb")
+    ref_t = ref_sps = None
+    if calc is None:
+        say("  tblite is not importable: skipping the GFN2-xTB reference")
+    else:
+        ref_t = bench_reference_forces(atoms, calc, repeats=20)
+        say(f"  {label} force call {1e3 * ref_t:.2f} ms")
+    md_steps = 100 if quick else 1000
+    mdr = bench_md(
+        {k: models[k] for k in md_names},
+        atoms,
+        md.FreeSpace(),
+        None,
+        0.5,
+        md_steps,
+        repeats=1 if quick else 3,
+        trained=bool(accuracy),
+    )
+    if calc is not None:
+        ref_sps = bench_ase_md(atoms, calc, 0.5, 50 if quick else 300)
+        say(f"  MD ASE VelocityVerlet + {label}: {ref_sps:.1f} steps/s")
+    results["ethanol (9)"] = {
+        "eval": ev,
+        "md": mdr,
+        "accuracy": accuracy,
+        "reference": (label, ref_t, ref_sps),
+    }
+
+    # Copper.
+    atoms = copper()
+    space = md.space_from_atoms(atoms)
+    r = jnp.asarray(atoms.positions, jnp.float32)
+    nbrs = md.neighbor_list(r, space, CUTOFF, skin=0.0)
+    pairs = int(nbrs.count)
+    say(
+        f"copper ({len(atoms)} atoms, periodic): {pairs} pairs within {CUTOFF} A "
+        f"({2 * pairs} directed edges, {2 * pairs / len(atoms):.1f} neighbours per atom), "
+        f"list capacity {nbrs.capacity}"
+    )
+    models = make_models([29], 2 * pairs / len(atoms), names, jax.random.key(0))
+    ev = bench_evaluation(models, atoms, space, nbrs, repeats)
+    label, calc = reference_calculator("emt")
+    ref_t = bench_reference_forces(atoms, calc, repeats=repeats)
+    say(f"  {label} force call {1e3 * ref_t:.2f} ms")
+    md_steps = 5 if quick else 20
+    mdr = {}
+    if quick:
+        say("  (quick: no MD with the learned models on copper)")
+    else:
+        mdr = bench_md(
+            {k: models[k] for k in md_names}, atoms, space, 0.5, 2.0, md_steps, 1, trained=False
+        )
+    ref_sps = bench_ase_md(atoms, calc, 2.0, md_steps)
+    say(f"  MD ASE VelocityVerlet + {label}: {ref_sps:.1f} steps/s")
+    results[f"Cu fcc ({len(atoms)})"] = {
+        "eval": ev,
+        "md": mdr,
+        "accuracy": {},
+        "reference": (label, ref_t, ref_sps),
+    }
+
+    table(results)
+    verdicts(results)
+    say()
+    say("compile + first call (s): E / E+F / MD")
+    for system, res in results.items():
+        for name, r in res["eval"].items():
+            mdc = res["md"].get(name, {}).get("compile")
+            say(
+                f"  {system}, {name}: {r['e_compile']:.1f} / {r['ef_compile']:.1f} / "
+                f"{fmt(mdc, '.1f')}"
+            )
+
+
+if __name__ == "__main__":
+    main()

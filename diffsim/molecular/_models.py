@@ -1,0 +1,465 @@
+"""Learned interatomic potentials: energy models whose gradient is the force field.
+
+A model maps positions and species to a total energy,
+
+    E = sum_i [ scale * epsilon_i(environment of i) + e_ref[s_i] ],
+
+with atomic energies `epsilon_i` from message passing over the pairs closer than the
+cutoff. Forces are `-jax.grad(E)` with respect to positions: one backward pass gives
+all of them, and they are exactly conservative, so the model drives molecular
+dynamics through the same integrators as the classical potentials (`bind`).
+
+Two models, both equinox modules:
+
+- `SchNet`: invariant; continuous filters of the interatomic distance only
+  (Schuett et al. 2018).
+- `PaiNN`: E(3)-equivariant; each atom carries scalar (l = 0) and vector (l = 1)
+  features, messages use the unit vector of each pair, and the energy is read out
+  from scalars only (Schuett, Unke, Gastegger 2021). Rotations, reflections,
+  translations and permutations leave the energy unchanged and rotate the forces.
+
+Both use a sine (Bessel) radial basis times a polynomial envelope (DimeNet, p = 6)
+that goes to zero at the cutoff with its first two derivatives, so energy and forces
+are continuous as atoms cross the cutoff. `e_ref` (per-species reference energies) and
+`scale` are set from the training data (`fit_energy_scale`), not trained.
+
+Pairs come from the MD engine: `neighbors=None` takes every pair (the dense path, for
+molecules and small cells; minimum image in periodic spaces), a `NeighborList` its
+pairs. Each unordered pair's distance, basis and filter are computed once and used
+for both message directions.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._custom_types import Array, Float, Int, PRNGKeyArray, Scalar
+from ._neighbors import NeighborList
+from ._potentials import AbstractEnergy, _check_positions_shape, _pairs
+from ._space import AbstractSpace, FreeSpace, check_box
+
+# --- building blocks -------------------------------------------------------------------
+
+
+class Dense(eqx.Module):
+    """y = x W + b over the last axis (any leading axes)."""
+
+    weight: Float[Array, "i o"]
+    bias: Float[Array, " o"] | None
+
+    def __init__(self, n_in: int, n_out: int, *, key: PRNGKeyArray, bias: bool = True):
+        # LeCun-normal initialisation, as in the SchNet and PaiNN reference codes.
+        self.weight = jax.random.normal(key, (n_in, n_out)) / math.sqrt(n_in)
+        self.bias = jnp.zeros((n_out,)) if bias else None
+
+    def __call__(self, x: Array) -> Array:
+        y = x @ self.weight.astype(x.dtype)
+        if self.bias is None:
+            return y
+        return y + self.bias.astype(x.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
+
+
+class MLP(eqx.Module):
+    """Dense -> activation -> Dense."""
+
+    first: Dense
+    second: Dense
+    activation: str = eqx.field(static=True)
+
+    def __init__(self, n_in, n_hidden, n_out, *, key, activation="silu"):
+        k1, k2 = jax.random.split(key)
+        self.first = Dense(n_in, n_hidden, key=k1)
+        self.second = Dense(n_hidden, n_out, key=k2)
+        self.activation = activation
+
+    def __call__(self, x):
+        return self.second(_ACTIVATIONS[self.activation](self.first(x)))
+
+
+def shifted_softplus(x):
+    """log(0.5 e^x + 0.5): SchNet's activation, zero at zero."""
+    return jax.nn.softplus(x) - math.log(2.0)
+
+
+_ACTIVATIONS = {"silu": jax.nn.silu, "ssp": shifted_softplus}
+
+
+def bessel_basis(r: Array, n: int, cutoff: float) -> Array:
+    """Gives sqrt(2 / rc) sin(k pi r / rc) / r for k = 1..n, shape `r.shape + (n,)`."""
+    k = jnp.arange(1, n + 1, dtype=r.dtype).reshape((1,) * r.ndim + (n,))
+    return math.sqrt(2.0 / cutoff) * jnp.sin(k * (math.pi / cutoff) * r[..., None]) / r[..., None]
+
+
+def polynomial_envelope(r: Array, cutoff: float, p: int = 6) -> Array:
+    """Gives DimeNet's envelope: 1 at r = 0, and 0 with two zero derivatives at r = rc.
+
+    u(x) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2), x = r / rc, and 0
+    for x >= 1.
+    """
+    x = r / cutoff
+    u = (
+        1.0
+        - (p + 1) * (p + 2) / 2 * x**p
+        + p * (p + 2) * x ** (p + 1)
+        - p * (p + 1) / 2 * x ** (p + 2)
+    )
+    return jnp.where(x < 1.0, u, jnp.zeros_like(u))
+
+
+class Edges(eqx.Module):
+    """Unordered pairs within the cutoff, each once: the graph a model passes messages on.
+
+    `i`, `j` index the atoms (clamped into range); `unit` is (r_i - r_j) / r_ij, shape
+    `(m, 3)`; `basis` the radial basis times the envelope, shape `(m, n_rbf)`, zero for
+    padding pairs and pairs beyond the cutoff, which is all the masking the models need.
+    """
+
+    i: Int[Array, " m"]
+    j: Int[Array, " m"]
+    r: Float[Array, " m"]
+    unit: Float[Array, "m 3"]
+    basis: Float[Array, "m k"]
+    envelope: Float[Array, " m"]
+
+
+def build_edges(positions, pairs, space: AbstractSpace, cutoff: float, n_rbf: int) -> Edges:
+    """Gives the `Edges` of `pairs` (shape `(m, 2)`, padding rows index `n`)."""
+    n = positions.shape[0]
+    i, j = pairs[:, 0], pairs[:, 1]
+    comps = space.pair_components(positions, i, j)
+    r2 = sum(c * c for c in comps)
+    inside = (i < n) & (r2 < cutoff * cutoff)
+    # Pairs outside read a dummy distance, so that their (masked) gradient is 0, not NaN.
+    r = jnp.sqrt(jnp.where(inside, r2, jnp.full_like(r2, (0.5 * cutoff) ** 2)))
+    env = jnp.where(inside, polynomial_envelope(r, cutoff), jnp.zeros_like(r))
+    unit = jnp.stack(comps, axis=-1) / r[:, None]
+    basis = bessel_basis(r, n_rbf, cutoff) * env[:, None]
+    return Edges(jnp.minimum(i, n - 1), jnp.minimum(j, n - 1), r, unit, basis, env)
+
+
+def _scatter(values, index, n):
+    return jax.ops.segment_sum(values, index, num_segments=n)
+
+
+# --- models ----------------------------------------------------------------------------
+
+
+class AbstractEnergyModel(eqx.Module):
+    """An energy model: `model(positions, species, neighbors=None, *, space=None)`.
+
+    Subclasses give `atomic_energies(positions, species, edges)` (before scaling) and
+    the fields below; the total, the reference energies and the pair handling are
+    shared here.
+    """
+
+    elements: eqx.AbstractVar[tuple[int, ...]]
+    cutoff: eqx.AbstractVar[float]
+    n_rbf: eqx.AbstractVar[int]
+    e_ref: eqx.AbstractVar[Float[Array, " S"]]
+    scale: eqx.AbstractVar[Scalar]
+
+    @abc.abstractmethod
+    def atomic_energies(self, species: Int[Array, " n"], edges: Edges) -> Float[Array, " n"]:
+        """Gives each atom's unscaled energy contribution, shape `(n,)`."""
+
+    @abc.abstractmethod
+    def hyperparameters(self) -> dict:
+        """Gives the JSON-able arguments that rebuild this model's structure."""
+
+    def __call__(
+        self,
+        positions: Float[Array, "n 3"],
+        species: Int[Array, " n"],
+        neighbors: NeighborList | None = None,
+        *,
+        space: AbstractSpace | None = None,
+    ) -> Scalar:
+        """Gives the total energy (eV when trained on eV).
+
+        **Arguments:**
+
+        - `positions`: shape `(n, 3)`, Angstrom.
+        - `species`: shape `(n,)`, indices into `self.elements` (`species_of` maps
+          atomic numbers).
+        - `neighbors`: a `NeighborList` with cutoff >= `self.cutoff`, or `None` for all
+          pairs.
+        - `space`: `FreeSpace()` (default) or a periodic box (minimum image).
+        """
+        positions = _check_positions_shape(positions)
+        n = positions.shape[0]
+        if np.shape(species) != (n,):
+            raise ValueError(
+                f"species must have shape ({n},) like positions, got {np.shape(species)}"
+            )
+        space = FreeSpace() if space is None else space
+        pairs = _pairs(neighbors, n, self.cutoff)
+        edges = build_edges(positions, pairs, space, self.cutoff, self.n_rbf)
+        eps = self.atomic_energies(species, edges)
+        e_ref = jax.lax.stop_gradient(self.e_ref).astype(positions.dtype)
+        scale = jax.lax.stop_gradient(self.scale).astype(positions.dtype)
+        return jnp.sum(scale * eps + e_ref[species])
+
+    def species_of(self, numbers: Sequence[int] | Array) -> Int[Array, " n"]:
+        """Gives species indices for atomic numbers.
+
+        **Raises:** `ValueError` naming an element the model was not trained on.
+        """
+        numbers = np.asarray(numbers)
+        unknown = sorted(set(numbers.tolist()) - set(self.elements))
+        if unknown:
+            raise ValueError(
+                f"unknown species: atomic numbers {unknown}; this model knows {list(self.elements)}"
+            )
+        return jnp.asarray(np.searchsorted(np.asarray(self.elements), numbers).astype(np.int32))
+
+    def bind(self, species, space: AbstractSpace | None = None) -> LearnedEnergy:
+        """Gives an `AbstractEnergy` for fixed species and space (for the integrators)."""
+        return LearnedEnergy(self, jnp.asarray(species), FreeSpace() if space is None else space)
+
+    def with_reference(self, e_ref, scale) -> AbstractEnergyModel:
+        """Gives the model with new reference energies and scale (see `fit_energy_scale`)."""
+        return eqx.tree_at(
+            lambda m: (m.e_ref, m.scale),
+            self,
+            (jnp.asarray(e_ref, self.e_ref.dtype), jnp.asarray(scale, self.scale.dtype)),
+        )
+
+
+class LearnedEnergy(AbstractEnergy):
+    """A model with its species and space fixed: `energy(positions, neighbors=None)`.
+
+    Works wherever a classical potential does (`VelocityVerlet`, `Langevin`,
+    `simulate`, `stress`).
+    """
+
+    model: AbstractEnergyModel
+    species: Int[Array, " n"]
+    space: AbstractSpace
+
+    def __check_init__(self):
+        check_box(self.space, self.model.cutoff)
+
+    @property
+    def cutoff_radius(self) -> float:
+        return self.model.cutoff
+
+    def __call__(self, positions, neighbors=None, *, space=None, **params):
+        if params:
+            raise ValueError(f"LearnedEnergy takes no parameters, got {sorted(params)}")
+        return self.model(
+            positions, self.species, neighbors, space=self.space if space is None else space
+        )
+
+
+def _init_reference(n_species):
+    return jnp.zeros((n_species,)), jnp.ones(())
+
+
+def _check_common(elements, cutoff, features, layers, n_rbf):
+    if len(elements) == 0 or len(set(elements)) != len(elements):
+        raise ValueError(f"elements must be distinct atomic numbers, got {elements}")
+    if not all(isinstance(z, int) and 0 < z < 119 for z in elements):
+        raise ValueError(f"elements must be atomic numbers in 1..118, got {elements}")
+    if not cutoff > 0:
+        raise ValueError(f"cutoff must be > 0 (Angstrom), got {cutoff}")
+    for name, v in [("features", features), ("layers", layers), ("n_rbf", n_rbf)]:
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+
+
+class SchNet(AbstractEnergyModel):
+    """Invariant baseline: continuous-filter convolutions of the distances only.
+
+    **Arguments:** `elements` (sorted atomic numbers the model knows), `cutoff`
+    (Angstrom), `features` (channels), `layers` (interaction blocks), `n_rbf` (radial
+    basis size), `key`.
+    """
+
+    elements: tuple[int, ...] = eqx.field(static=True)
+    cutoff: float = eqx.field(static=True)
+    n_rbf: int = eqx.field(static=True)
+    features: int = eqx.field(static=True)
+    layers: int = eqx.field(static=True)
+    embedding: Float[Array, "S F"]
+    filters: tuple[MLP, ...]
+    inputs: tuple[Dense, ...]
+    outputs: tuple[MLP, ...]
+    readout: MLP
+    e_ref: Float[Array, " S"]
+    scale: Scalar
+
+    def __init__(
+        self,
+        elements: Sequence[int],
+        *,
+        cutoff: float = 5.0,
+        features: int = 64,
+        layers: int = 3,
+        n_rbf: int = 16,
+        key: PRNGKeyArray,
+    ):
+        elements = tuple(sorted(int(z) for z in elements))
+        _check_common(elements, cutoff, features, layers, n_rbf)
+        self.elements, self.cutoff, self.n_rbf = elements, float(cutoff), n_rbf
+        self.features, self.layers = features, layers
+        keys = jax.random.split(key, 3 * layers + 2)
+        self.embedding = jax.random.normal(keys[0], (len(elements), features))
+        self.filters = tuple(
+            MLP(n_rbf, features, features, key=keys[1 + 3 * k], activation="ssp")
+            for k in range(layers)
+        )
+        self.inputs = tuple(
+            Dense(features, features, key=keys[2 + 3 * k], bias=False) for k in range(layers)
+        )
+        self.outputs = tuple(
+            MLP(features, features, features, key=keys[3 + 3 * k], activation="ssp")
+            for k in range(layers)
+        )
+        self.readout = MLP(features, features // 2 or 1, 1, key=keys[-1], activation="ssp")
+        self.e_ref, self.scale = _init_reference(len(elements))
+
+    def hyperparameters(self) -> dict:
+        return {
+            "elements": list(self.elements),
+            "cutoff": self.cutoff,
+            "features": self.features,
+            "layers": self.layers,
+            "n_rbf": self.n_rbf,
+        }
+
+    def atomic_energies(self, species, edges):
+        n = species.shape[0]
+        dtype = edges.r.dtype
+        h = self.embedding.astype(dtype)[species]
+        for filt, inp, out in zip(self.filters, self.inputs, self.outputs):
+            # The filter is zero beyond the cutoff because the envelope multiplies it.
+            w = filt(edges.basis) * edges.envelope[:, None]
+            x = inp(h)
+            m = _scatter(x[edges.j] * w, edges.i, n) + _scatter(x[edges.i] * w, edges.j, n)
+            h = h + out(m)
+        return self.readout(h)[:, 0]
+
+
+class PaiNN(AbstractEnergyModel):
+    """E(3)-equivariant message passing with scalar and vector features (PaiNN).
+
+    Each atom holds scalars `s` (shape `(F,)`) and vectors `v` (shape `(3, F)`, zero at
+    the start). A message from j to i carries `phi(s_j) * W(r_ij)` split three ways:
+    a scalar update, a gate on `v_j` and a gate on the unit vector (r_i - r_j)/r_ij.
+    The update mixes channels of `v` by two linear maps U, V and exchanges
+    information through the invariants |V v| and <U v, V v>. Nothing but dot products
+    of vectors reaches the scalars, so the energy is invariant under O(3) (rotations
+    and reflections) and the forces are equivariant.
+
+    **Arguments:** as `SchNet`.
+    """
+
+    elements: tuple[int, ...] = eqx.field(static=True)
+    cutoff: float = eqx.field(static=True)
+    n_rbf: int = eqx.field(static=True)
+    features: int = eqx.field(static=True)
+    layers: int = eqx.field(static=True)
+    embedding: Float[Array, "S F"]
+    message_mlps: tuple[MLP, ...]
+    message_filters: tuple[Dense, ...]
+    update_u: tuple[Dense, ...]
+    update_v: tuple[Dense, ...]
+    update_mlps: tuple[MLP, ...]
+    readout: MLP
+    e_ref: Float[Array, " S"]
+    scale: Scalar
+
+    def __init__(
+        self,
+        elements: Sequence[int],
+        *,
+        cutoff: float = 5.0,
+        features: int = 64,
+        layers: int = 3,
+        n_rbf: int = 16,
+        key: PRNGKeyArray,
+    ):
+        elements = tuple(sorted(int(z) for z in elements))
+        _check_common(elements, cutoff, features, layers, n_rbf)
+        self.elements, self.cutoff, self.n_rbf = elements, float(cutoff), n_rbf
+        self.features, self.layers = features, layers
+        F = features
+        keys = jax.random.split(key, 5 * layers + 2)
+        self.embedding = jax.random.normal(keys[0], (len(elements), F))
+        self.message_mlps = tuple(MLP(F, F, 3 * F, key=keys[1 + 5 * k]) for k in range(layers))
+        self.message_filters = tuple(
+            Dense(n_rbf, 3 * F, key=keys[2 + 5 * k]) for k in range(layers)
+        )
+        self.update_u = tuple(Dense(F, F, key=keys[3 + 5 * k], bias=False) for k in range(layers))
+        self.update_v = tuple(Dense(F, F, key=keys[4 + 5 * k], bias=False) for k in range(layers))
+        self.update_mlps = tuple(MLP(2 * F, F, 3 * F, key=keys[5 + 5 * k]) for k in range(layers))
+        self.readout = MLP(F, F // 2 or 1, 1, key=keys[-1])
+        self.e_ref, self.scale = _init_reference(len(elements))
+
+    def hyperparameters(self) -> dict:
+        return {
+            "elements": list(self.elements),
+            "cutoff": self.cutoff,
+            "features": self.features,
+            "layers": self.layers,
+            "n_rbf": self.n_rbf,
+        }
+
+    def atomic_energies(self, species, edges):
+        n = species.shape[0]
+        F = self.features
+        dtype = edges.r.dtype
+        i, j = edges.i, edges.j
+        s = self.embedding.astype(dtype)[species]
+        v = jnp.zeros((n, 3, F), dtype)
+        unit = edges.unit[:, :, None]
+        for k in range(self.layers):
+            # Message: one filter per unordered pair, used in both directions.
+            w = self.message_filters[k](edges.basis) * edges.envelope[:, None]
+            phi = self.message_mlps[k](s)
+            x_to_i = phi[j] * w
+            x_to_j = phi[i] * w
+            ds = _scatter(x_to_i[:, :F], i, n) + _scatter(x_to_j[:, :F], j, n)
+            dv_i = x_to_i[:, None, F : 2 * F] * v[j] + x_to_i[:, None, 2 * F :] * unit
+            dv_j = x_to_j[:, None, F : 2 * F] * v[i] - x_to_j[:, None, 2 * F :] * unit
+            s = s + ds
+            v = v + _scatter(dv_i, i, n) + _scatter(dv_j, j, n)
+            # Update: channel mixing of the vectors, exchange through invariants.
+            uv = self.update_u[k](v)
+            vv = self.update_v[k](v)
+            norm = jnp.sqrt(jnp.sum(vv * vv, axis=1) + 1e-8)
+            a = self.update_mlps[k](jnp.concatenate([s, norm], axis=-1))
+            v = v + a[:, None, :F] * uv
+            s = s + a[:, F : 2 * F] * jnp.sum(uv * vv, axis=1) + a[:, 2 * F :]
+        return self.readout(s)[:, 0]
+
+
+MODELS: dict[str, type[AbstractEnergyModel]] = {"schnet": SchNet, "painn": PaiNN}
+
+
+def make_model(name: str, elements: Sequence[int], *, key: PRNGKeyArray, **hyper):
+    """Gives a model by name (`"schnet"`, `"painn"`) with hyperparameters `hyper`."""
+    try:
+        cls = MODELS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; allowed: {sorted(MODELS)}") from None
+    return cls(elements, key=key, **hyper)
+
+
+def model_name(model: AbstractEnergyModel) -> str:
+    for name, cls in MODELS.items():
+        if type(model) is cls:
+            return name
+    raise TypeError(f"not a registered model: {type(model).__name__}")
+
+
+def astype(model: AbstractEnergyModel, dtype) -> AbstractEnergyModel:
+    """Gives the model with every floating-point parameter cast to `dtype`."""
+    return jax.tree.map(lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x, model)
