@@ -335,6 +335,10 @@ def fmt(x, spec):
     return "-" if x is None else format(x, spec)
 
 
+def rate(x):
+    return "-" if x is None else (f"{x:.0f}" if x >= 10 else f"{x:.2f}")
+
+
 def ratio(a, b):
     return "-" if a is None or b is None else f"{a / b:.2f}x"
 
@@ -359,7 +363,7 @@ def table(results):
             say(
                 f"| {system} | {name} | {r['params']:,} | {1e3 * r['e']:.2f} | "
                 f"{1e3 * r['ef']:.2f} | {r['ef'] / r['e']:.2f} | {ref_ef / r['ef']:.2f}x | "
-                f"{ratio(ref_t, r['ef'])} | {fmt(sps, '.0f')} | "
+                f"{ratio(ref_t, r['ef'])} | {rate(sps)} | "
                 f"{ratio(sps, ref_sps)} | "
                 f"{fmt(mae, '.1f')} | {fmt(tr, '.0f')} |"
             )
@@ -373,7 +377,7 @@ def table(results):
         if ref_t is not None:
             say(
                 f"| {system} | {label} (own force call) | - | - | {1e3 * ref_t:.2f} | - | "
-                f"{ref_ef / ref_t:.2f}x | 1.00x | {fmt(ref_md_sps, '.0f')} | "
+                f"{ref_ef / ref_t:.2f}x | 1.00x | {rate(ref_md_sps)} | "
                 f"{ratio(ref_md_sps, ref_sps)}"
                 " | (reference) | - |"
             )

@@ -427,8 +427,11 @@ class PaiNN(AbstractEnergyModel):
             x_to_i = phi[j] * w
             x_to_j = phi[i] * w
             ds = _scatter(x_to_i[:, :F], i, n) + _scatter(x_to_j[:, :F], j, n)
-            dv_i = x_to_i[:, None, F : 2 * F] * v[j] + x_to_i[:, None, 2 * F :] * unit
-            dv_j = x_to_j[:, None, F : 2 * F] * v[i] - x_to_j[:, None, 2 * F :] * unit
+            dv_i = x_to_i[:, None, 2 * F :] * unit
+            dv_j = -x_to_j[:, None, 2 * F :] * unit
+            if k > 0:  # the vectors start at zero: layer 0 has no v_j term to gather
+                dv_i = dv_i + x_to_i[:, None, F : 2 * F] * v[j]
+                dv_j = dv_j + x_to_j[:, None, F : 2 * F] * v[i]
             s = s + ds
             v = v + _scatter(dv_i, i, n) + _scatter(dv_j, j, n)
             # Update: channel mixing of the vectors, exchange through invariants.

@@ -2,6 +2,7 @@
 
 import json
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +13,10 @@ import diffsim.molecular as md
 from diffsim.cli import main
 
 ase = pytest.importorskip("ase")
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress  # noqa: E402
+
+# Compiled once per shape (eager op-by-op evaluation of a model is slower to start).
+energy_and_forces = eqx.filter_jit(md.energy_and_forces)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +42,7 @@ def test_evaluate_matches_a_direct_computation(lj):
     model = md.fit_energy_scale(small("schnet"), lj)
     scores = md.evaluate(model, lj, batch_size=16)  # 60 = 3 * 16 + 12: a padded last batch
     species = model.species_of(lj.numbers)
-    e, f = md.batch_energy_and_forces(model, species, jnp.asarray(lj.positions))
+    e, f = eqx.filter_jit(md.batch_energy_and_forces)(model, species, jnp.asarray(lj.positions))
     e_mae = 1000 * np.mean(np.abs(np.asarray(e) - lj.energies) / 13)
     f_mae = 1000 * np.mean(np.abs(np.asarray(f) - lj.forces))
     assert scores["frames"] == 60
@@ -166,12 +171,10 @@ def test_calculator_equals_the_model_and_runs_ase_md(trained_dir):
     model = md.load_model(trained_dir)
     atoms = ethanol()
     atoms.calc = md.DiffsimCalculator(trained_dir)
-    e, f = md.energy_and_forces(
-        model, model.species_of(atoms.numbers), jnp.asarray(atoms.positions)
-    )
+    e, f = energy_and_forces(model, model.species_of(atoms.numbers), jnp.asarray(atoms.positions))
     assert atoms.get_potential_energy() == pytest.approx(float(e), rel=1e-12)
     np.testing.assert_allclose(atoms.get_forces(), np.asarray(f), atol=1e-12)
-    num = atoms.calc.calculate_numerical_forces(atoms, d=1e-5)
+    num = calculate_numerical_forces(atoms, eps=1e-5)
     np.testing.assert_allclose(atoms.get_forces(), num, atol=1e-6)
     dyn = VelocityVerlet(atoms, timestep=0.2 * ase.units.fs)
     dyn.run(5)
@@ -190,10 +193,10 @@ def test_calculator_stress_equals_numerical_stress(trained_dir):
     atoms.rattle(0.05, seed=1)
     atoms.calc = md.DiffsimCalculator(model)
     s = atoms.get_stress()
-    num = atoms.calc.calculate_numerical_stress(atoms, d=1e-5)
+    num = calculate_numerical_stress(atoms, eps=1e-5)
     np.testing.assert_allclose(s, num, atol=1e-7)
     # The neighbour-list path (above DENSE_LIMIT atoms) gives the dense path's forces.
-    e, f = md.energy_and_forces(
+    e, f = energy_and_forces(
         model,
         model.species_of(atoms.numbers),
         jnp.asarray(atoms.positions),
@@ -300,3 +303,28 @@ def test_saved_model_metadata_is_json(trained_dir):
     header = (trained_dir / "model.eqx").read_bytes().split(b"\n", 1)[0]
     meta = json.loads(header)["metadata"]
     assert meta["model"] == "painn" and meta["hyperparameters"]["elements"] == [1, 6, 8]
+
+
+@pytest.mark.slow  # ~3 min: two trainings of 1500 steps
+@pytest.mark.parametrize("name", ["schnet", "painn"])
+def test_a_known_pair_potential_is_learned_almost_exactly(name):
+    """LJ13 labelled by ASE's LennardJones: force error within 5% of the mean |F|."""
+    data = md.generate_lj_clusters(150, seed=3)
+    train, val, test = data.split(100, 20, 30, seed=0)
+    model = md.make_model(
+        name, data.elements, cutoff=10.5, features=32, layers=2, key=jax.random.key(0)
+    )
+    res = md.train_potential(
+        model,
+        train,
+        val,
+        steps=1500,
+        batch_size=16,
+        lr=5e-3,
+        eval_every=100,
+        key=jax.random.key(1),
+        progress=False,
+    )
+    scores = md.evaluate(res.model, test)
+    mean_abs_force = 1000 * float(np.mean(np.abs(test.forces)))
+    assert scores["force_mae"] < 0.05 * mean_abs_force, (scores, mean_abs_force)
