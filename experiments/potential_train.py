@@ -1,5 +1,4 @@
-"""Learned potentials by force matching: learning curves of an invariant and an
-equivariant model on the same split.
+"""Force matching: learning curves of an invariant and an equivariant potential.
 
 The data set (made once by `potential_dataset`, cached under `data/`) is split into a
 fixed test set, a fixed validation set and a training pool; for each training-set
@@ -122,6 +121,7 @@ def run(cfg: Config, run) -> dict:
                 key=jax.random.fold_in(key, 1),
                 directory=folder,
                 resume=run.resume,
+                checkpoint_every=cfg.eval_every,
                 progress=False,
                 log_every=cfg.eval_every,
             )

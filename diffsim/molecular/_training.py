@@ -113,19 +113,22 @@ def fit_energy_scale(model: AbstractEnergyModel, dataset) -> AbstractEnergyModel
     return model.with_reference(e_ref, scale)
 
 
-def errors(model, species, arrays: _Arrays) -> dict:
-    """Gives per-batch sums for the metrics (so batches can be accumulated)."""
+def errors(model, species, arrays: _Arrays, weights) -> dict:
+    """Gives weighted per-batch sums for the metrics (so batches can be accumulated;
+    weight 0 marks a padding frame)."""
     e, f = batch_energy_and_forces(model, species, arrays.positions, arrays.cells)
     n = species.shape[0]
+    w = weights.astype(e.dtype)
     de = (e - arrays.energies) / n
     df = f - arrays.forces
+    wf = w[:, None, None]
     return {
-        "e_abs": jnp.sum(jnp.abs(de)),
-        "e_sq": jnp.sum(de * de),
-        "f_abs": jnp.sum(jnp.abs(df)),
-        "f_sq": jnp.sum(df * df),
-        "frames": jnp.asarray(e.shape[0], e.dtype),
-        "components": jnp.asarray(df.size, e.dtype),
+        "e_abs": jnp.sum(w * jnp.abs(de)),
+        "e_sq": jnp.sum(w * de * de),
+        "f_abs": jnp.sum(wf * jnp.abs(df)),
+        "f_sq": jnp.sum(wf * df * df),
+        "frames": jnp.sum(w),
+        "components": jnp.sum(w) * (3 * n),
     }
 
 
@@ -143,14 +146,14 @@ def evaluate(model: AbstractEnergyModel, dataset, *, batch_size: int = 64, dtype
     species = model.species_of(dataset.numbers)
     arrays = _arrays(dataset, dtype)
     total: dict[str, float] = {}
-    for start in range(0, len(dataset), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(dataset)))
-        if len(idx) < batch_size and start > 0:  # pad the last batch: one compilation
-            idx = np.concatenate([idx, np.full(batch_size - len(idx), idx[-1])])
-            real = min(start + batch_size, len(dataset)) - start
-        else:
-            real = len(idx)
-        part = _errors_jit(model, species, _take(arrays, jnp.asarray(idx[:real])))
+    size = min(batch_size, len(dataset))
+    for start in range(0, len(dataset), size):
+        idx = np.arange(start, min(start + size, len(dataset)))
+        weights = np.ones(size)
+        if len(idx) < size:  # pad the last batch with weight-0 frames: one compilation
+            weights[len(idx) :] = 0.0
+            idx = np.concatenate([idx, np.full(size - len(idx), idx[-1])])
+        part = _errors_jit(model, species, _take(arrays, jnp.asarray(idx)), jnp.asarray(weights))
         for k, v in part.items():
             total[k] = total.get(k, 0.0) + float(v)
     frames, comps = total["frames"], total["components"]

@@ -89,6 +89,12 @@ def test_periodic_translation_and_permutation(name):
     assert abs(e2 - e) < 1e-10 * abs(e)
     np.testing.assert_allclose(f2, f[perm], atol=1e-10)
     assert np.max(np.abs(f.sum(0))) < 1e-10  # no net force on an isolated periodic cell
+    # Rotating (and reflecting) atoms and cell together: a triclinic cell, same physics.
+    Q = orthogonal(5, reflect=True)
+    cell = np.diag(np.asarray(space.lengths)) @ Q.T
+    e3, f3 = energy_forces(model, r @ Q.T, s, md.TriclinicBox(jnp.asarray(cell)))
+    assert abs(e3 - e) < 1e-10 * abs(e)
+    np.testing.assert_allclose(f3, f @ Q.T, atol=1e-10)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
