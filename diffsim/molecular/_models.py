@@ -154,14 +154,17 @@ def _scatter(values, index, n):
 class AbstractEnergyModel(eqx.Module):
     """An energy model: `model(positions, species, neighbors=None, *, space=None)`.
 
-    Subclasses give `atomic_energies(positions, species, edges)` (before scaling) and
-    the fields below; the total, the reference energies and the pair handling are
+    Subclasses give `atomic_energies(species, edges)` (before scaling) and the fields
+    below, with `__init__(elements, *, cutoff, features, layers, n_rbf, key)`; the
+    total, the reference energies, the pair handling and the saved hyperparameters are
     shared here.
     """
 
     elements: eqx.AbstractVar[tuple[int, ...]]
     cutoff: eqx.AbstractVar[float]
     n_rbf: eqx.AbstractVar[int]
+    features: eqx.AbstractVar[int]
+    layers: eqx.AbstractVar[int]
     e_ref: eqx.AbstractVar[Float[Array, " S"]]
     scale: eqx.AbstractVar[Scalar]
 
@@ -169,9 +172,15 @@ class AbstractEnergyModel(eqx.Module):
     def atomic_energies(self, species: Int[Array, " n"], edges: Edges) -> Float[Array, " n"]:
         """Gives each atom's unscaled energy contribution, shape `(n,)`."""
 
-    @abc.abstractmethod
     def hyperparameters(self) -> dict:
         """Gives the JSON-able arguments that rebuild this model's structure."""
+        return {
+            "elements": list(self.elements),
+            "cutoff": self.cutoff,
+            "features": self.features,
+            "layers": self.layers,
+            "n_rbf": self.n_rbf,
+        }
 
     def __call__(
         self,
@@ -325,15 +334,6 @@ class SchNet(AbstractEnergyModel):
         self.readout = MLP(features, features // 2 or 1, 1, key=keys[-1], activation="ssp")
         self.e_ref, self.scale = _init_reference(len(elements))
 
-    def hyperparameters(self) -> dict:
-        return {
-            "elements": list(self.elements),
-            "cutoff": self.cutoff,
-            "features": self.features,
-            "layers": self.layers,
-            "n_rbf": self.n_rbf,
-        }
-
     def atomic_energies(self, species, edges):
         n = species.shape[0]
         dtype = edges.r.dtype
@@ -402,15 +402,6 @@ class PaiNN(AbstractEnergyModel):
         self.update_mlps = tuple(MLP(2 * F, F, 3 * F, key=keys[5 + 5 * k]) for k in range(layers))
         self.readout = MLP(F, F // 2 or 1, 1, key=keys[-1])
         self.e_ref, self.scale = _init_reference(len(elements))
-
-    def hyperparameters(self) -> dict:
-        return {
-            "elements": list(self.elements),
-            "cutoff": self.cutoff,
-            "features": self.features,
-            "layers": self.layers,
-            "n_rbf": self.n_rbf,
-        }
 
     def atomic_energies(self, species, edges):
         n = species.shape[0]
