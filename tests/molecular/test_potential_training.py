@@ -50,7 +50,8 @@ def test_evaluate_matches_a_direct_computation(lj):
     assert scores["force_mae"] == pytest.approx(f_mae, rel=1e-10)
 
 
-@pytest.mark.parametrize("name", ["schnet", "painn"])
+# SchNet trains in the resume and early-stopping tests too; its run here is in the slow tier.
+@pytest.mark.parametrize("name", [pytest.param("schnet", marks=pytest.mark.slow), "painn"])
 def test_training_reduces_test_force_error(lj, name):
     train, val, test = lj.split(40, 10, 10, seed=0)
     model = md.fit_energy_scale(small(name), train)
