@@ -55,24 +55,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from _e3nn_reference import E3nnNequIP, count_parameters
+from bench_md import timed
 
 import diffsim.molecular as md
 
 CUTOFF = 5.0
 REFERENCE = "e3nn NequIP"
-
-
-def timed(fn, *args, repeats=7):
-    """(median seconds, compile+first-call seconds) of fn(*args), blocking on results."""
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    first = time.perf_counter() - t
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts)), first
 
 
 def say(*args):

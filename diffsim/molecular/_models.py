@@ -154,17 +154,14 @@ def _scatter(values, index, n):
 class AbstractEnergyModel(eqx.Module):
     """An energy model: `model(positions, species, neighbors=None, *, space=None)`.
 
-    Subclasses give `atomic_energies(species, edges)` (before scaling) and the fields
-    below, with `__init__(elements, *, cutoff, features, layers, n_rbf, key)`; the
-    total, the reference energies, the pair handling and the saved hyperparameters are
-    shared here.
+    Subclasses give `atomic_energies(species, edges)` (before scaling),
+    `hyperparameters()` and the fields below; the total, the reference energies and
+    the pair handling are shared here.
     """
 
     elements: eqx.AbstractVar[tuple[int, ...]]
     cutoff: eqx.AbstractVar[float]
     n_rbf: eqx.AbstractVar[int]
-    features: eqx.AbstractVar[int]
-    layers: eqx.AbstractVar[int]
     e_ref: eqx.AbstractVar[Float[Array, " S"]]
     scale: eqx.AbstractVar[Scalar]
 
@@ -172,15 +169,10 @@ class AbstractEnergyModel(eqx.Module):
     def atomic_energies(self, species: Int[Array, " n"], edges: Edges) -> Float[Array, " n"]:
         """Gives each atom's unscaled energy contribution, shape `(n,)`."""
 
+    @abc.abstractmethod
     def hyperparameters(self) -> dict:
-        """Gives the JSON-able arguments that rebuild this model's structure."""
-        return {
-            "elements": list(self.elements),
-            "cutoff": self.cutoff,
-            "features": self.features,
-            "layers": self.layers,
-            "n_rbf": self.n_rbf,
-        }
+        """Gives the JSON-able keyword arguments (with `elements`) that rebuild this
+        model's structure through `make_model`."""
 
     def __call__(
         self,
@@ -271,6 +263,16 @@ def _init_reference(n_species):
     return jnp.zeros((n_species,)), jnp.ones(())
 
 
+def _hyperparameters(model) -> dict:
+    return {
+        "elements": list(model.elements),
+        "cutoff": model.cutoff,
+        "features": model.features,
+        "layers": model.layers,
+        "n_rbf": model.n_rbf,
+    }
+
+
 def _check_common(elements, cutoff, features, layers, n_rbf):
     if len(elements) == 0 or len(set(elements)) != len(elements):
         raise ValueError(f"elements must be distinct atomic numbers, got {elements}")
@@ -333,6 +335,9 @@ class SchNet(AbstractEnergyModel):
         )
         self.readout = MLP(features, features // 2 or 1, 1, key=keys[-1], activation="ssp")
         self.e_ref, self.scale = _init_reference(len(elements))
+
+    def hyperparameters(self) -> dict:
+        return _hyperparameters(self)
 
     def atomic_energies(self, species, edges):
         n = species.shape[0]
@@ -402,6 +407,9 @@ class PaiNN(AbstractEnergyModel):
         self.update_mlps = tuple(MLP(2 * F, F, 3 * F, key=keys[5 + 5 * k]) for k in range(layers))
         self.readout = MLP(F, F // 2 or 1, 1, key=keys[-1])
         self.e_ref, self.scale = _init_reference(len(elements))
+
+    def hyperparameters(self) -> dict:
+        return _hyperparameters(self)
 
     def atomic_energies(self, species, edges):
         n = species.shape[0]
