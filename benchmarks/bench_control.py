@@ -27,9 +27,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from diffsim.control import ilqr, shoot, single_shooting, trajectory_cost  # noqa: E402
-from experiments.cartpole_swingup import Config, problem  # noqa: E402
+from diffsim_experiments.cartpole_swingup import Config, problem  # noqa: E402
 
 
 def timed(fn, repeats):
