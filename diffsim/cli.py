@@ -42,7 +42,9 @@ def _cmd_run(args) -> int:
     try:
         metrics = execute(plan, run)
     except KeyboardInterrupt:
-        print(f"diffsim: interrupted; resume with `diffsim run --resume {run.dir}`", file=sys.stderr)
+        print(
+            f"diffsim: interrupted; resume with `diffsim run --resume {run.dir}`", file=sys.stderr
+        )
         return 130
     except Exception as e:
         from .runner import LOG_FILE, failure_reason

@@ -18,7 +18,6 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-
 _INT64 = (-(2**63), 2**63 - 1)
 
 

@@ -157,7 +157,9 @@ def plan_run(
                 )
         return RunPlan(exp, cfg, run_dir, resume=True)
     if config is None:
-        raise RunError("run: give a config file (e.g. configs/ode_stability.toml) or --resume RUN_DIR")
+        raise RunError(
+            "run: give a config file (e.g. configs/ode_stability.toml) or --resume RUN_DIR"
+        )
     exp, cfg = load_config(config, list(overrides))
     if out is not None:
         _check_new_dir(Path(out), "--out")
@@ -227,7 +229,9 @@ def execute(plan: RunPlan, run: Run) -> dict:
                 metrics = exp.fn(cfg, run)
         metrics = dict(metrics or {})
         metrics.setdefault("wall_time_s", round(time.perf_counter() - t0, 3))
-        _write_atomic(run.dir / METRICS_FILE, json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
+        _write_atomic(
+            run.dir / METRICS_FILE, json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n"
+        )
         _write_status(run.dir, "finished")
         return metrics
     except KeyboardInterrupt:

@@ -108,9 +108,7 @@ def _user_package(site: Path) -> None:
     info = site / "user_pkg-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: user-pkg\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[diffsim.experiments]\nuser_answer = user_pkg.my_exp\n"
-    )
+    (info / "entry_points.txt").write_text("[diffsim.experiments]\nuser_answer = user_pkg.my_exp\n")
 
 
 def test_a_user_package_adds_an_experiment(tmp_path):
@@ -140,7 +138,17 @@ def test_installed_wheel_lists_and_runs(tmp_path):
     (wheel,) = tmp_path.glob("diffsim-*.whl")
     site = tmp_path / "site"
     inst = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -150,7 +158,11 @@ def test_installed_wheel_lists_and_runs(tmp_path):
     assert not (site / "experiments").exists()
     _user_package(site)
     where = subprocess.run(
-        [sys.executable, "-c", "import diffsim, diffsim_experiments as e; print(diffsim.__file__, e.__file__)"],
+        [
+            sys.executable,
+            "-c",
+            "import diffsim, diffsim_experiments as e; print(diffsim.__file__, e.__file__)",
+        ],
         cwd=tmp_path,
         env=dict(os.environ, PYTHONPATH=str(site)),
         capture_output=True,
@@ -161,9 +173,7 @@ def test_installed_wheel_lists_and_runs(tmp_path):
     assert listed.returncode == 0 and "ode_stability" in listed.stdout
     assert "user_answer" in listed.stdout
     cfg = tmp_path / "cfg.toml"
-    cfg.write_text(
-        'experiment = "ode_stability"\nn_dt = 4\nn_angles = 4\nsteps = 20\n'
-    )
+    cfg.write_text('experiment = "ode_stability"\nn_dt = 4\nn_angles = 4\nsteps = 20\n')
     ran = _cli("run", str(cfg), "--out", str(tmp_path / "run"), cwd=tmp_path, env_path=site)
     assert ran.returncode == 0, ran.stderr
     assert (tmp_path / "run" / "metrics.json").is_file()

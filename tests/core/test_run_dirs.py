@@ -82,7 +82,9 @@ def test_stale_lock_is_taken_over_with_a_note(tmp_path):
     plan = plan_run(cfg, out=out)
     run = claim_run(plan, quiet=True)
     # A process that died while holding the lock: write a lock naming a dead pid.
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     lock = json.loads((out / LOCK_FILE).read_text())
     lock["pid"] = int(dead.stdout)
     (out / LOCK_FILE).write_text(json.dumps(lock))

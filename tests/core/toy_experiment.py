@@ -41,6 +41,7 @@ def run(cfg: Config, run):
         return jnp.mean((jax.vmap(m)(x) - y) ** 2)
 
     opt = {"adam": optax.adam, "sgd": optax.sgd}[cfg.optim.name](cfg.optim.lr)
+
     def stop(rec):
         if cfg.fail_at and rec["step"] == cfg.fail_at:
             raise RuntimeError(f"toy failure at step {cfg.fail_at}\nsecond line")
