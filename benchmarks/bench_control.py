@@ -100,10 +100,10 @@ def casadi_solve(cfg, system, x0, us0, repeats):
 
 
 def _rollout(system, cfg, x0, us):
-    from diffsim.control import simulate
+    from diffsim.control import trajectory
 
     _, model, _, _ = problem(cfg)
-    return simulate(model, x0, jnp.asarray(us))
+    return trajectory(model, x0, jnp.asarray(us))
 
 
 def first_reach(history, target):

@@ -10,7 +10,7 @@ calls, with three implementations.
 The rollout strategies differentiate the discrete solver steps exactly. `ContinuousAdjoint`
 instead integrates the adjoint ODE backwards in time (optimise-then-discretise): O(1) memory
 in the number of steps, but only an approximation of the gradient of the computed solution,
-with an error that shrinks with the step size like the solver's own error. """
+with an error that shrinks with the step size like the solver's own error."""
 
 from __future__ import annotations
 
