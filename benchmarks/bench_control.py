@@ -20,6 +20,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+import _timing  # noqa: E402
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -30,16 +31,9 @@ from diffsim_experiments.cartpole_swingup import Config, problem  # noqa: E402
 
 
 def timed(fn, repeats):
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn())
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    return out, med, max(first - med, 0.0)
+    """(output, median s, compile s) of `fn()`, through the shared timing helper."""
+    t = _timing.timed(fn, repeats=repeats)
+    return t.out, t.median, max(t.first - t.median, 0.0)
 
 
 def casadi_solve(cfg, system, x0, us0, repeats):
