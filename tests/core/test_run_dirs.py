@@ -160,3 +160,30 @@ def test_running_run_refuses_resume_and_sigint_names_the_directory(tmp_path):
 def test_values_that_would_fail_later_are_refused_now(tmp_path, text, expected):
     with pytest.raises(ConfigError, match=expected):
         plan_run(_config(tmp_path, text))
+
+
+def test_every_flipped_byte_of_a_checkpoint_is_detected(tmp_path):
+    import jax.numpy as jnp
+    import numpy as np
+
+    import diffsim
+
+    tree = {"w": jnp.arange(64.0), "b": jnp.ones(3)}
+    path = diffsim.save_checkpoint(tmp_path / "c.eqx", tree, {"step": 20})
+    good = path.read_bytes()
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~diffsim._checkpoint._UMASK)
+    rng = np.random.default_rng(0)
+    offsets = rng.choice(len(good), size=200, replace=False)
+    for offset in offsets:
+        bad = bytearray(good)
+        bad[offset] ^= int(rng.integers(1, 256))
+        path.write_bytes(bytes(bad))
+        with pytest.raises(ValueError, match="c.eqx"):
+            diffsim.load_checkpoint(path, tree)
+    for cut in (1, len(good) // 2, len(good) - 1):
+        path.write_bytes(good[:cut])
+        with pytest.raises(ValueError, match="c.eqx"):
+            diffsim.load_checkpoint(path, tree)
+    path.write_bytes(good)
+    loaded, meta = diffsim.load_checkpoint(path, tree)
+    assert meta == {"step": 20} and bool(jnp.all(loaded["w"] == tree["w"]))
