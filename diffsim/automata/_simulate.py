@@ -14,7 +14,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, ArrayLike, Int
+from .._custom_types import Array, ArrayLike, Int, Shaped
 from .._rollout import rollout
 from ._rules import ElementaryRule, LifeLikeRule
 
@@ -71,11 +71,11 @@ def _elementary_table(rule) -> Array:
 
 
 def elementary_step(
-    rule: ElementaryRule | int | Int[ArrayLike, " 8"],
-    cells: Int[ArrayLike, "*batch width"],
+    rule: ElementaryRule | int | Shaped[ArrayLike, " 8"],
+    cells: Shaped[ArrayLike, "*batch width"],
     *,
     boundary: AbstractBoundary = Periodic(),
-) -> Int[Array, "*batch width"]:
+) -> Shaped[Array, "*batch width"]:
     """Gives the next row of an elementary automaton.
 
     **Arguments:**
@@ -104,12 +104,12 @@ def _elementary_step(table, cells, boundary):
 
 
 def run_elementary(
-    rule: ElementaryRule | int | Int[ArrayLike, " 8"],
-    cells: Int[ArrayLike, "*batch width"],
+    rule: ElementaryRule | int | Shaped[ArrayLike, " 8"],
+    cells: Shaped[ArrayLike, "*batch width"],
     steps: int,
     *,
     boundary: AbstractBoundary = Periodic(),
-) -> Int[Array, "steps+1 *batch width"]:
+) -> Shaped[Array, "frames *batch width"]:
     """Gives the space-time diagram of an elementary automaton: rows 0..steps.
 
     **Arguments:** as `elementary_step`; `steps` >= 0 is the number of updates.
@@ -164,7 +164,7 @@ def _life_table(rule) -> Array:
     return table
 
 
-def neighbor_count(grid: Int[ArrayLike, "*batch h w"]) -> Int[Array, "*batch h w"]:
+def neighbor_count(grid: Shaped[ArrayLike, "*batch h w"]) -> Shaped[Array, "*batch h w"]:
     """Gives each cell's number of live Moore neighbours on a periodic grid (int32)."""
     g = jnp.asarray(grid).astype(jnp.int32)
     rows = jnp.roll(g, 1, axis=-2) + g + jnp.roll(g, -1, axis=-2)
@@ -173,9 +173,9 @@ def neighbor_count(grid: Int[ArrayLike, "*batch h w"]) -> Int[Array, "*batch h w
 
 
 def life_step(
-    rule: LifeLikeRule | str | Int[ArrayLike, "2 9"],
-    grid: Int[ArrayLike, "*batch h w"],
-) -> Int[Array, "*batch h w"]:
+    rule: LifeLikeRule | str | Shaped[ArrayLike, "2 9"],
+    grid: Shaped[ArrayLike, "*batch h w"],
+) -> Shaped[Array, "*batch h w"]:
     """Gives the next generation of a life-like rule on a periodic grid.
 
     **Arguments:**
@@ -253,12 +253,12 @@ def _check_steps(steps):
 
 def run_life(
     rule: LifeLikeRule | str,
-    grid: Int[ArrayLike, "*batch h w"],
+    grid: Shaped[ArrayLike, "*batch h w"],
     steps: int,
     *,
     method: AbstractLifeMethod = RollSum(),
     frames: bool = True,
-) -> Int[Array, "..."]:
+) -> Shaped[Array, "..."]:
     """Gives the evolution of a life-like rule on a periodic grid.
 
     **Arguments:**
@@ -305,7 +305,7 @@ def _run_life(rule, grid, steps, method, frames):
 # --- bit packing -------------------------------------------------------------------
 
 
-def pack_bits(grid: Int[ArrayLike, "*batch h w"]) -> Array:
+def pack_bits(grid: Shaped[ArrayLike, "*batch h w"]) -> Array:
     """Gives the grid packed 32 cells per uint32 word: shape `(..., H, W // 32)`.
 
     Bit `j` of word `k` in a row holds the cell in column `32 k + j`.
@@ -322,7 +322,7 @@ def pack_bits(grid: Int[ArrayLike, "*batch h w"]) -> Array:
     return jnp.sum(bits << shifts, axis=-1, dtype=jnp.uint32)
 
 
-def unpack_bits(words: Array) -> Int[Array, "*batch h w"]:
+def unpack_bits(words: Array) -> Shaped[Array, "*batch h w"]:
     """Gives the 0/1 uint8 grid `(..., H, 32 * K)` of packed words `(..., H, K)`."""
     words = jnp.asarray(words)
     shifts = jnp.arange(32, dtype=jnp.uint32).reshape((1,) * words.ndim + (32,))
@@ -368,11 +368,11 @@ def packed_life_step(rule: LifeLikeRule | str, words: Array) -> Array:
     t2, t3 = _half_add(q, k1)
     bits = (t0, t1, t2, t3)
 
-    def eq(v):
-        out = None
-        for i, b in enumerate(bits):
-            term = b if (v >> i) & 1 else ~b
-            out = term if out is None else out & term
+    def eq(v) -> jnp.ndarray:
+        terms = [b if (v >> i) & 1 else ~b for i, b in enumerate(bits)]
+        out = terms[0]
+        for term in terms[1:]:
+            out = out & term
         return out
 
     born, keep = set(rule.birth), {n + 1 for n in rule.survive}

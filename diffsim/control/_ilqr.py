@@ -33,7 +33,7 @@ class ILQRResult(NamedTuple):
 
     us: Float[Array, "T m"]
     """The optimised controls (differentiable, implicit function theorem)."""
-    xs: Float[Array, "T+1 n"]
+    xs: Float[Array, "T1 n"]
     """Their trajectory (differentiable)."""
     cost: Scalar
     """Their total cost (differentiable)."""
@@ -43,7 +43,7 @@ class ILQRResult(NamedTuple):
     iterations: Int[Array, ""]
     converged: Array
     """True when the expected or achieved reduction fell below `tol`."""
-    history: Float[Array, " max_iter+1"]
+    history: Float[Array, " iterations"]
     """The cost after each iteration (entry 0: the initial guess; held after the end)."""
 
 

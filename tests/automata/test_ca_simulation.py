@@ -216,12 +216,12 @@ def test_malformed_rule_string_is_rejected(bad):
 
 
 @pytest.mark.parametrize("bad", [-1, 256, 3.5, "30", True])
-def test_bad_rule_number_is_rejected(bad):
+def test_bad_rule_number_is_rejected(bad, unchecked):
     with pytest.raises(ValueError, match="ElementaryRule"):
         ElementaryRule(bad)
 
 
-def test_other_bad_inputs():
+def test_other_bad_inputs(unchecked):
     with pytest.raises(ValueError, match="birth"):
         LifeLikeRule((9,), ())
     with pytest.raises(ValueError, match="Fixed"):

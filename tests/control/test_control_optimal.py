@@ -236,7 +236,7 @@ def test_adam_shooting_decreases_cost():
     assert float(res.history[-1]) < 0.5 * float(res.history[0])
 
 
-def test_bad_arguments():
+def test_bad_arguments(unchecked):
     A, B, Q, R, Qf = _double_integrator()
     with pytest.raises(ValueError, match="horizon must be an int >= 1"):
         lqr(A, B, Q, R, Qf, 0)
