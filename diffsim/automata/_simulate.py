@@ -14,6 +14,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import concrete
 from .._custom_types import Array, ArrayLike, Int, Shaped
 from .._rollout import rollout
 from ._rules import ElementaryRule, LifeLikeRule
@@ -91,6 +92,7 @@ def elementary_step(
     """
     table = _elementary_table(rule)
     cells = jnp.asarray(cells)
+    _check_binary(cells, "elementary_step: cells")
     if cells.ndim < 1 or cells.shape[-1] < 1:
         raise ValueError(f"cells must have shape (..., W) with W >= 1, got {cells.shape}")
     return _elementary_step(table, cells, boundary)
@@ -123,6 +125,7 @@ def run_elementary(
     _check_steps(steps)
     table = _elementary_table(rule)
     cells = jnp.asarray(cells)
+    _check_binary(cells, "run_elementary: cells")
     return _run_elementary(table, cells, steps, boundary)
 
 
@@ -189,6 +192,7 @@ def life_step(
     """
     table = _life_table(rule)
     grid = jnp.asarray(grid)
+    _check_binary(grid, "life_step: grid")
     if grid.ndim < 2:
         raise ValueError(f"grid must have shape (..., H, W), got {grid.shape}")
     return _life_step(table, grid)
@@ -246,6 +250,14 @@ class BitPacked(AbstractLifeMethod):
         return packed_life_step(rule, state)
 
 
+def _check_binary(x, name: str):
+    """Refuses concrete cell values outside {0, 1}: they would give silently wrong rows."""
+    a = concrete(x)
+    if a is not None and a.size and not np.all((a == 0) | (a == 1)):
+        bad = np.unique(a[(a != 0) & (a != 1)])[:5]
+        raise ValueError(f"{name} must hold only 0 and 1, got values {bad.tolist()}")
+
+
 def _check_steps(steps):
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be an int >= 0, got {steps!r}")
@@ -283,6 +295,7 @@ def run_life(
         raise ValueError(f"run_life: rule must be a LifeLikeRule or a B/S string, got {rule!r}")
     _check_steps(steps)
     grid = jnp.asarray(grid)
+    _check_binary(grid, "run_life: grid")
     if grid.ndim < 2:
         raise ValueError(f"run_life: grid must have shape (..., H, W), got {grid.shape}")
     return _run_life(rule, grid, int(steps), method, frames)
@@ -313,6 +326,7 @@ def pack_bits(grid: Shaped[ArrayLike, "*batch h w"]) -> Array:
     **Raises:** `ValueError` if `W` is not a positive multiple of 32.
     """
     grid = jnp.asarray(grid)
+    _check_binary(grid, "pack_bits: grid")
     if grid.ndim < 2 or grid.shape[-1] == 0 or grid.shape[-1] % 32:
         raise ValueError(
             f"pack_bits: grid must have shape (..., H, W) with W a multiple of 32, got {grid.shape}"
