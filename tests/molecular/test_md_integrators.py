@@ -161,7 +161,7 @@ def test_simulate_gradient_through_neighbor_list():
     np.testing.assert_allclose(g_rev, g_bptt, rtol=1e-9)
 
 
-def test_bad_input():
+def test_bad_input(unchecked):
     r, box = md.lattice(108, 0.8)
     energy = md.lennard_jones(box)
     with pytest.raises(ValueError, match="dt must be finite and > 0"):
