@@ -128,7 +128,8 @@ def run(cfg: Config, run) -> dict:
         metrics[f"checkpoint.{name}.grad_ms"] = seconds * 1e3
         metrics[f"checkpoint.{name}.rel_diff_vs_bptt"] = err
         run.log(
-            f"T = {T}, {name}: gradient memory {mem / 1e3:.1f} KB, {seconds * 1e3:.2f} ms, rel diff {err:.2g}"
+            f"T = {T}, {name}: gradient memory {mem / 1e3:.1f} KB, {seconds * 1e3:.2f} ms, "
+            f"rel diff {err:.2g}"
         )
     best = min((k for k in trade if k != "BPTT"), key=lambda k: trade[k][0])
     metrics["checkpoint.best"] = best

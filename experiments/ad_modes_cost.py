@@ -148,7 +148,7 @@ def cheap_gradient(cfg: Config, key):
     for name, (f, arg) in cheap_gradient_cases(cfg, key).items():
         value = jax.jit(f)
         vg = jax.jit(jax.value_and_grad(f))
-        fwd = jax.jit(lambda a: jax.vjp(f, a))  # value plus the residuals it stores
+        fwd = jax.jit(lambda a, f=f: jax.vjp(f, a))  # value plus the residuals it stores
         y, vjp_fn = fwd(arg)
         bwd = jax.jit(lambda vjp_fn, g: vjp_fn(g))
         t_val = median_time(value, arg, repeats=cfg.cheap_repeats)

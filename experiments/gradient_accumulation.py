@@ -33,13 +33,13 @@ class Config:
 
 
 def tied_loss(p, x):
-    h = jnp.tanh(x @ p["W"].T + p["b"])
-    return jnp.mean(jnp.sum((h @ p["W"] + p["c"] - x) ** 2, axis=-1))
+    h = jnp.tanh(x @ p["W"].T + p["b"][None])
+    return jnp.mean(jnp.sum((h @ p["W"] + p["c"][None] - x) ** 2, axis=-1))
 
 
 def untied_loss(W_enc, W_dec, p, x):
-    h = jnp.tanh(x @ W_enc.T + p["b"])
-    return jnp.mean(jnp.sum((h @ W_dec.T + p["c"] - x) ** 2, axis=-1))
+    h = jnp.tanh(x @ W_enc.T + p["b"][None])
+    return jnp.mean(jnp.sum((h @ W_dec.T + p["c"][None] - x) ** 2, axis=-1))
 
 
 def tape_tied_loss(W, b, c, x):

@@ -44,7 +44,7 @@ def test_rollout_jacobian_spectrum(getkey):
     assert sv.shape == (6, 4)
     h = h0
     for t in range(6):
-        J = jax.jacobian(lambda h: step(h, xs[t])[0])(h)
+        J = jax.jacobian(lambda h, x=xs[t]: step(h, x)[0])(h)
         np.testing.assert_allclose(sv[t], np.linalg.svd(J, compute_uv=False), rtol=1e-10)
         h = step(h, xs[t])[0]
     # a linear step without inputs: the spectrum of A at every step; pytree states work

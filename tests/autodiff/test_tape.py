@@ -75,7 +75,7 @@ def _close(a, b, rtol=1e-12):
     np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(programs, inputs())
 def test_tape_grad_equals_jax_grad(program, xW):
     x, W = xW
@@ -85,7 +85,7 @@ def test_tape_grad_equals_jax_grad(program, xW):
     _close(gW, np.asarray(jW))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(programs, inputs(), st.integers(0, 2**31 - 1))
 def test_dual_jvp_equals_jax_jvp(program, xW, seed):
     x, W = xW
