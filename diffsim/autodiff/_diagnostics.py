@@ -57,13 +57,10 @@ def layer_gradient_norms(grads: Any) -> dict[str, Float[Array, ""]]:
     groups = _by_layer(grads)
     if not groups:
         raise ValueError("layer_gradient_norms: grads holds no floating-point arrays")
+    # Half-precision gradients are squared in float32: their squares would underflow.
+    wide = lambda a: a.astype(jnp.float32) if a.dtype.itemsize < 4 else a
     return {
-        name: jnp.sqrt(
-            sum(
-                jnp.sum(jnp.square(a.astype(jnp.float32 if a.dtype.itemsize < 4 else a.dtype)))
-                for a in leaves
-            )
-        )
+        name: jnp.sqrt(sum(jnp.sum(jnp.square(wide(a))) for a in leaves))
         for name, leaves in groups.items()
     }
 
@@ -131,7 +128,7 @@ def rollout_jacobian_spectrum(
     growth = jnp.sum(jnp.log(sv[:, 0]))   # log of a bound on ||ds_T / ds_0||
     ```
     """
-    flat0, unravel = ravel_pytree(state0)
+    _, unravel = ravel_pytree(state0)
 
     def record(s, x):
         s2, _ = step(s, x)
@@ -145,6 +142,5 @@ def rollout_jacobian_spectrum(
         xs_seq = xs
         flat_step = lambda s, x: ravel_pytree(step(unravel(s), x)[0])[0]
     flat_states = jax.vmap(lambda s: ravel_pytree(s)[0])(states)
-    jacobians = jax.vmap(jax.jacfwd(flat_step), (0, 0))(flat_states, xs_seq)
-    del flat0
+    jacobians = jax.vmap(jax.jacfwd(flat_step))(flat_states, xs_seq)
     return jnp.linalg.svd(jacobians, compute_uv=False)
