@@ -28,6 +28,7 @@ from ._autodiff_common import median_time
 @dataclasses.dataclass(frozen=True)
 class Config:
     seed: int = 0
+    float64: bool = False
     mlp_width: int = dataclasses.field(default=256, metadata={"min": 1})
     mlp_batch: int = dataclasses.field(default=64, metadata={"min": 1})
     depths: list[int] = dataclasses.field(default_factory=lambda: [2, 4, 8, 16, 32, 64])

@@ -34,6 +34,7 @@ CASES = ("mlp", "gru", "ode", "md")
 @dataclasses.dataclass(frozen=True)
 class Config:
     seed: int = 0
+    float64: bool = False
     sizes: list[int] = dataclasses.field(default_factory=lambda: [10, 100, 1000, 10000])
     hidden: int = dataclasses.field(default=32, metadata={"min": 1})
     repeats: int = dataclasses.field(default=3, metadata={"min": 1})
