@@ -49,9 +49,8 @@ def test_ad_modes_cost_op_counts(tmp_path):
         sizes=[10, 300],
         repeats=1,
         cheap_repeats=1,
-        cases=["mlp", "md"],
+        cases=["mlp"],
         mlp_layers=4,
-        md_atoms=108,
     )
     m, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
     # forward mode pays about n JVPs for a gradient, reverse mode about m VJPs for a tangent
@@ -59,7 +58,6 @@ def test_ad_modes_cost_op_counts(tmp_path):
     assert m["1_to_m.300.fwd_over_rev_ops"] < 1 / 30
     assert m["n_to_1.300.fwd_over_rev_ops"] > 20 * m["n_to_1.10.fwd_over_rev_ops"]
     assert 1.5 < m["cheap.mlp.op_ratio"] < 5
-    assert m["cheap.md.op_ratio"] > 1
     for png in ["ad_modes_cost.png", "gradient_time_split.png"]:
         assert (run_dir / png).exists()
 
@@ -146,6 +144,7 @@ def test_full_ad_modes_cost(tmp_path):
         assert m[f"n_to_1.{n}.fwd_over_rev_ops"] > 0.4 * n
         assert m[f"1_to_m.{n}.fwd_over_rev_ops"] < 2.0 / n
     assert m["cheap.mlp.op_ratio"] < 5 and m["cheap.gru.op_ratio"] < 5
+    assert m["cheap.ode.op_ratio"] > 5 and m["cheap.md.op_ratio"] > 5  # XLA's count, see doc
     json.dumps(m)  # every figure is reportable
 
 
