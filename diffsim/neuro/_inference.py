@@ -144,6 +144,7 @@ def infer(
     *,
     rate: float = 0.1,
     inference: AbstractInference = FixedIterations(20),
+    nudge: float = 1.0,
 ) -> Inference:
     """Gives the values a predictive coding network settles to with input and target clamped.
 
@@ -155,10 +156,13 @@ def infer(
     - `net`: the network; `x` `(batch, n_0)` input; `y` `(batch, n_L)` target.
     - `rate`: the inference rate (step size), > 0.
     - `inference`: `FixedIterations(n)` or `UntilConverged(tol)`.
+    - `nudge`: beta in (0, 1]: the output is clamped at mu_L + beta (y - mu_L) (1: at the
+      target itself). As beta -> 0 the settled errors divided by beta tend to backprop's
+      -dL/dmu_l (the small-output-error limit of Whittington & Bogacz 2017).
 
     **Returns:** an `Inference`.
 
-    **Raises:** `ValueError` for bad shapes or a rate <= 0.
+    **Raises:** `ValueError` for bad shapes, a rate <= 0 or a nudge outside (0, 1].
 
     **Example:**
 
@@ -169,6 +173,10 @@ def infer(
     """
     _check_rate(rate)
     _check_batch(net, x, y)
+    if isinstance(nudge, int | float) and not 0 < nudge <= 1:
+        raise ValueError(f"infer: nudge must be in (0, 1], got {nudge!r}")
+    ff = net.activities(x)
+    y = ff[-1] + nudge * (y - ff[-1])
 
     def step(hidden, _):
         values = (x, *hidden, y)
@@ -177,8 +185,12 @@ def infer(
         new = tuple(h - rate * g for h, g in zip(hidden, grads))
         return new, (net.energy(values), residual)
 
-    hidden0 = net.activities(x)[1:-1]
-    hidden, energies, n, converged = inference.run(step, hidden0)
+    hidden, energies, n, converged = inference.run(step, ff[1:-1])
+    hidden = eqx.error_if(
+        hidden,
+        ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(h)) for h in (y, *hidden)])),
+        "infer: the values became non-finite (inference rate too large?)",
+    )
     values = (x, *hidden, y)
     return Inference(values, net.errors(values), energies, n, converged)
 

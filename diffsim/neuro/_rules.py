@@ -61,15 +61,18 @@ class PredictiveCoding(AbstractRule):
     """Predictive coding (Whittington & Bogacz 2017): errors after inference settles.
 
     **Arguments:** `rate` (inference rate, > 0), `inference` (`FixedIterations(n)` or
-    `UntilConverged(tol)`).
+    `UntilConverged(tol)`), `nudge` (beta in (0, 1]: the output is clamped a fraction
+    beta of the way from its prediction to the target, and the errors are divided by
+    beta, a global learning-rate factor; beta = 1 is plain PC, beta -> 0 tends to backprop).
     """
 
     rate: float = 0.1
     inference: AbstractInference = FixedIterations(20)
+    nudge: float = 1.0
 
     def signals(self, net, x, y):
-        s = infer(net, x, y, rate=self.rate, inference=self.inference)
-        return s.values[:-1], s.errors
+        s = infer(net, x, y, rate=self.rate, inference=self.inference, nudge=self.nudge)
+        return s.values[:-1], tuple(e / self.nudge for e in s.errors)
 
 
 class FixedPredictionPC(AbstractRule):
