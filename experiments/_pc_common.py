@@ -13,11 +13,11 @@ import optax
 import diffsim
 from diffsim import neuro
 
-RULE_NAMES = ("backprop", "pc", "pc_beta1", "fa", "dfa")
+RULE_NAMES = ("backprop", "pc", "pc_plain", "fa", "dfa")
 LABELS = {
     "backprop": "backprop",
-    "pc": "predictive coding (nudged output)",
-    "pc_beta1": "predictive coding (output clamped to target)",
+    "pc": "predictive coding (output precision pi)",
+    "pc_plain": "predictive coding (plain, pi = 1)",
     "fa": "feedback alignment",
     "dfa": "direct feedback alignment",
 }
@@ -56,13 +56,13 @@ def split(x, labels, test_size: int, seed: int):
     return (x[train], labels[train]), (x[test], labels[test])
 
 
-def make_rule(name: str, net, *, key, rate: float, iterations: int, nudge: float = 1.0):
-    """The rule called `name`; "pc" nudges the output by `nudge`, "pc_beta1" clamps it."""
+def make_rule(name: str, net, *, key, rate: float, iterations: int, precision: float = 1.0):
+    """The rule called `name`; "pc" weighs the output error by `precision`, "pc_plain" by 1."""
     if name == "backprop":
         return neuro.Backprop()
     if name == "pc":
-        return neuro.PredictiveCoding(rate, neuro.FixedIterations(iterations), nudge)
-    if name == "pc_beta1":
+        return neuro.PredictiveCoding(rate, neuro.FixedIterations(iterations), precision)
+    if name == "pc_plain":
         return neuro.PredictiveCoding(rate, neuro.FixedIterations(iterations), 1.0)
     if name == "fa":
         return neuro.FeedbackAlignment(net, key=key)
@@ -98,7 +98,7 @@ def train_rules(cfg, run, train, test, n_classes: int = 10) -> dict:
             key=k_fb,
             rate=cfg.inference_rate,
             iterations=cfg.inference_iterations,
-            nudge=cfg.pc_nudge,
+            precision=cfg.pc_output_precision,
         )
 
         def loss_fn(net, batch, key, rule=rule):
@@ -149,8 +149,10 @@ def report(cfg, run, results, title: str) -> dict:
         metrics[f"{name}_test_accuracy"] = r["test"]
         metrics[f"{name}_train_accuracy"] = r["train"]
     if "pc" in results and "backprop" in results:
-        metrics["pc_minus_backprop_pp"] = 100 * (results["pc"]["test"] - results["backprop"]["test"])
-    for name in ("pc_beta1", "fa", "dfa"):
+        metrics["pc_minus_backprop_pp"] = 100 * (
+            results["pc"]["test"] - results["backprop"]["test"]
+        )
+    for name in ("pc_plain", "fa", "dfa"):
         if name in results and "backprop" in results:
             metrics[f"{name}_minus_backprop_pp"] = 100 * (
                 results[name]["test"] - results["backprop"]["test"]

@@ -13,7 +13,7 @@ from typing import Literal
 
 from experiments._pc_common import load_mnist_5k, report, split, train_rules
 
-Rule = Literal["backprop", "pc", "pc_beta1", "fa", "dfa"]
+Rule = Literal["backprop", "pc", "pc_plain", "fa", "dfa"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,16 +22,16 @@ class Config:
     float64: bool = False
     hidden: list[int] = dataclasses.field(default_factory=lambda: [128, 128])
     rules: list[Rule] = dataclasses.field(
-        default_factory=lambda: ["backprop", "pc", "pc_beta1", "fa", "dfa"]
+        default_factory=lambda: ["backprop", "pc", "pc_plain", "fa", "dfa"]
     )
     steps: int = dataclasses.field(default=3000, metadata={"min": 1})
     batch: int = dataclasses.field(default=64, metadata={"min": 1, "max": 1000})
     lr: float = dataclasses.field(default=1e-3, metadata={"min_exclusive": 0})
     inference_rate: float = dataclasses.field(default=0.1, metadata={"min_exclusive": 0})
     inference_iterations: int = dataclasses.field(default=20, metadata={"min": 0})
-    pc_nudge: float = dataclasses.field(
+    pc_output_precision: float = dataclasses.field(
         default=0.1,
-        metadata={"min_exclusive": 0, "max": 1, "help": "output nudge beta of rule 'pc'"},
+        metadata={"min_exclusive": 0, "help": "weight pi of the output error, rule 'pc'"},
     )
     eval_every: int = dataclasses.field(default=100, metadata={"min": 1})
     test_size: int = dataclasses.field(default=1000, metadata={"min": 10, "max": 2500})

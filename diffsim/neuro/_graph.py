@@ -10,8 +10,6 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-import diffsim
-
 from ._inference import AbstractInference, FixedIterations, max_abs
 
 

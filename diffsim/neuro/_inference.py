@@ -121,20 +121,25 @@ def _check_batch(net, x, y):
         raise ValueError(f"y must have shape ({x.shape[0]}, {nL}), got {y.shape}")
 
 
-def value_gradients(net: MLP, values: Values) -> Values:
+def value_gradients(net: MLP, values: Values, output_precision: float = 1.0) -> Values:
     """Gives dF/dx_l for the hidden layers l = 1..L-1, from local quantities only.
 
-    dF/dx_l = e_l - f'(x_l) * (W_{l+1}^T e_{l+1}): the neuron's own error, and the errors
-    of the layer above fed back through the same synapses (Whittington & Bogacz 2017).
-    Equals `jax.grad(net.energy)` (tested).
+    F = 1/2 sum_{l<L} ||e_l||^2 + pi/2 ||e_L||^2 with pi = `output_precision`, and
+    dF/dx_l = eps_l - f'(x_l) * (W_{l+1}^T eps_{l+1}) with eps the precision-weighted
+    errors: the neuron's own error, and the errors of the layer above fed back through
+    the same synapses (Whittington & Bogacz 2017). Equals `jax.grad` of F (tested).
     """
-    errs = net.errors(values)
+    eps = _weighted(net.errors(values), output_precision)
     grads = []
     for l in range(1, len(net.layers)):
         above = net.layers[l]
         fp = derivative(above.activation, values[l])
-        grads.append(errs[l - 1] - fp * (errs[l] @ above.weight))
+        grads.append(eps[l - 1] - fp * (eps[l] @ above.weight))
     return tuple(grads)
+
+
+def _weighted(errs, output_precision):
+    return (*errs[:-1], output_precision * errs[-1])
 
 
 def infer(
@@ -144,7 +149,7 @@ def infer(
     *,
     rate: float = 0.1,
     inference: AbstractInference = FixedIterations(20),
-    nudge: float = 1.0,
+    output_precision: float = 1.0,
 ) -> Inference:
     """Gives the values a predictive coding network settles to with input and target clamped.
 
@@ -156,13 +161,15 @@ def infer(
     - `net`: the network; `x` `(batch, n_0)` input; `y` `(batch, n_L)` target.
     - `rate`: the inference rate (step size), > 0.
     - `inference`: `FixedIterations(n)` or `UntilConverged(tol)`.
-    - `nudge`: beta in (0, 1]: the output is clamped at mu_L + beta (y - mu_L) (1: at the
-      target itself). As beta -> 0 the settled errors divided by beta tend to backprop's
-      -dL/dmu_l (the small-output-error limit of Whittington & Bogacz 2017).
+    - `output_precision`: pi > 0, the weight of the output error in F (the inverse
+      variance of the output layer). As pi -> 0 the settled errors divided by pi tend to
+      backprop's -dL/dmu_l (Whittington & Bogacz 2017): the lower layers move little,
+      so the errors they pass down are those of the feedforward pass.
 
-    **Returns:** an `Inference`.
+    **Returns:** an `Inference`; its `errors` are the precision-weighted errors (the
+    output error times pi), the quantities the error neurons carry.
 
-    **Raises:** `ValueError` for bad shapes, a rate <= 0 or a nudge outside (0, 1].
+    **Raises:** `ValueError` for bad shapes, a rate <= 0 or a precision <= 0.
 
     **Example:**
 
@@ -173,17 +180,16 @@ def infer(
     """
     _check_rate(rate)
     _check_batch(net, x, y)
-    if isinstance(nudge, int | float) and not 0 < nudge <= 1:
-        raise ValueError(f"infer: nudge must be in (0, 1], got {nudge!r}")
+    if isinstance(output_precision, int | float) and not output_precision > 0:
+        raise ValueError(f"infer: output_precision must be > 0, got {output_precision!r}")
     ff = net.activities(x)
-    y = ff[-1] + nudge * (y - ff[-1])
 
     def step(hidden, _):
         values = (x, *hidden, y)
-        grads = value_gradients(net, values)
+        grads = value_gradients(net, values, output_precision)
         residual = max_abs(grads)
         new = tuple(h - rate * g for h, g in zip(hidden, grads))
-        return new, (net.energy(values), residual)
+        return new, (net.energy(values, output_precision), residual)
 
     hidden, energies, n, converged = inference.run(step, ff[1:-1])
     hidden = eqx.error_if(
@@ -192,7 +198,8 @@ def infer(
         "infer: the values became non-finite (inference rate too large?)",
     )
     values = (x, *hidden, y)
-    return Inference(values, net.errors(values), energies, n, converged)
+    errors = _weighted(net.errors(values), output_precision)
+    return Inference(values, errors, energies, n, converged)
 
 
 def infer_fixed_prediction(

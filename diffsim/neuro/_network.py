@@ -16,7 +16,7 @@ def _identity(x):
     return x
 
 
-def derivative(fn: Callable, x: Float[Array, "..."]) -> Float[Array, "..."]:
+def derivative(fn: Callable, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
     """Gives f'(x) of an elementwise function, elementwise (one forward-mode product)."""
     return jax.jvp(fn, (x,), (jnp.ones_like(x),))[1]
 
@@ -40,7 +40,7 @@ class Layer(eqx.Module):
         return self.activation(pre) @ self.weight.T + self.bias
 
     def update(
-        self, pre: Float[Array, " in"], err: Float[Array, " out"]
+        self, pre: Float[Array, "*shape"], err: Float[Array, " out"]
     ) -> tuple[Float[Array, "out in"], Float[Array, " out"]]:
         """Gives the local Hebbian change `(dW, db) = (outer(err, f(pre)), err)`.
 
@@ -77,9 +77,7 @@ class MLP(eqx.Module):
 
     layers: tuple[Layer, ...]
 
-    def __init__(
-        self, sizes: Sequence[int], activation: Callable = jnp.tanh, *, key, dtype=None
-    ):
+    def __init__(self, sizes: Sequence[int], activation: Callable = jnp.tanh, *, key, dtype=None):
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"MLP: sizes must be >= 2 positive widths, got {sizes}")
@@ -89,9 +87,7 @@ class MLP(eqx.Module):
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             bound = 1.0 / n_in**0.5
             w = jax.random.uniform(keys[i], (n_out, n_in), dtype, -bound, bound)
-            layers.append(
-                Layer(w, jnp.zeros(n_out, dtype), _identity if i == 0 else activation)
-            )
+            layers.append(Layer(w, jnp.zeros(n_out, dtype), _identity if i == 0 else activation))
         self.layers = tuple(layers)
 
     @property
@@ -114,14 +110,15 @@ class MLP(eqx.Module):
         """Gives the error nodes `(e_1, ..., e_L)`, e_l = x_l - W_l f(x_{l-1}) - b_l."""
         return tuple(v - layer(p) for layer, p, v in zip(self.layers, values[:-1], values[1:]))
 
-    def energy(self, values: Values) -> Float[Array, ""]:
-        """Gives F = 1/2 sum_l ||e_l||^2, summed over the batch (unit precisions)."""
-        return 0.5 * sum(jnp.sum(e**2) for e in self.errors(values))
+    def energy(self, values: Values, output_precision: float = 1.0) -> Float[Array, ""]:
+        """Gives F = 1/2 sum_{l<L} ||e_l||^2 + pi/2 ||e_L||^2, summed over the batch
+        (unit precisions in the hidden layers, pi = `output_precision` at the output)."""
+        errs = self.errors(values)
+        hidden = sum((jnp.sum(e**2) for e in errs[:-1]), jnp.zeros(()))
+        return 0.5 * (hidden + output_precision * jnp.sum(errs[-1] ** 2))
 
 
-def local_updates(
-    net: MLP, pres: Values, errs: Values
-) -> MLP:
+def local_updates(net: MLP, pres: Values, errs: Values) -> MLP:
     """Gives every layer's Hebbian change, batch-averaged, shaped like `net`.
 
     Layer l's change is `net.layers[l].update(pres[l], errs[l])` averaged over the batch:

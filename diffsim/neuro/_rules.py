@@ -61,18 +61,19 @@ class PredictiveCoding(AbstractRule):
     """Predictive coding (Whittington & Bogacz 2017): errors after inference settles.
 
     **Arguments:** `rate` (inference rate, > 0), `inference` (`FixedIterations(n)` or
-    `UntilConverged(tol)`), `nudge` (beta in (0, 1]: the output is clamped a fraction
-    beta of the way from its prediction to the target, and the errors are divided by
-    beta, a global learning-rate factor; beta = 1 is plain PC, beta -> 0 tends to backprop).
+    `UntilConverged(tol)`), `output_precision` (pi > 0, the weight of the output error
+    in the energy; the errors are divided by pi, a global learning-rate factor; pi = 1 is
+    plain PC, pi -> 0 tends to backprop).
     """
 
     rate: float = 0.1
     inference: AbstractInference = FixedIterations(20)
-    nudge: float = 1.0
+    output_precision: float = 1.0
 
     def signals(self, net, x, y):
-        s = infer(net, x, y, rate=self.rate, inference=self.inference, nudge=self.nudge)
-        return s.values[:-1], tuple(e / self.nudge for e in s.errors)
+        pi = self.output_precision
+        s = infer(net, x, y, rate=self.rate, inference=self.inference, output_precision=pi)
+        return s.values[:-1], tuple(e / pi for e in s.errors)
 
 
 class FixedPredictionPC(AbstractRule):
@@ -143,8 +144,7 @@ class DirectFeedbackAlignment(AbstractRule):
         keys = jax.random.split(key, max(len(sizes) - 2, 1))
         dtype = net.layers[0].weight.dtype
         self.feedback = tuple(
-            _uniform_like(k, (sizes[-1], n), sizes[-1], dtype)
-            for k, n in zip(keys, sizes[1:-1])
+            _uniform_like(k, (sizes[-1], n), sizes[-1], dtype) for k, n in zip(keys, sizes[1:-1])
         )
 
     def signals(self, net, x, y):
@@ -186,9 +186,7 @@ def rule_loss(rule: AbstractRule, net: MLP, x, y) -> Float[Array, ""]:
     g = jax.lax.stop_gradient(rule_gradients(rule, net_c, x, y))
     params, _ = eqx.partition(net, eqx.is_inexact_array)
     gp, _ = eqx.partition(g, eqx.is_inexact_array)
-    dot = sum(
-        jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(gp))
-    )
+    dot = sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(gp)))
     return mse_loss(net_c, x, y) + dot - jax.lax.stop_gradient(dot)
 
 
