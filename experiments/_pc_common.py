@@ -16,7 +16,7 @@ from diffsim import neuro
 RULE_NAMES = ("backprop", "pc", "pc_plain", "fa", "dfa")
 LABELS = {
     "backprop": "backprop",
-    "pc": "predictive coding (output precision pi)",
+    "pc": "predictive coding (output precision pi < 1)",
     "pc_plain": "predictive coding (plain, pi = 1)",
     "fa": "feedback alignment",
     "dfa": "direct feedback alignment",
@@ -115,6 +115,7 @@ def train_rules(cfg, run, train, test, n_classes: int = 10) -> dict:
             eval_fn=eval_fn,
             eval_every=cfg.eval_every,
             log_every=cfg.eval_every,
+            checkpoint_every=cfg.eval_every,
             directory=run.dir / "train" / name,
             resume=run.resume,
         )

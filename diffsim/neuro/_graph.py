@@ -85,6 +85,7 @@ class GraphInference(NamedTuple):
     iterations: Int[Array, ""]
 
 
+@eqx.filter_jit
 def graph_pc_gradients(
     graph: ComputationGraph,
     inputs: Sequence,

@@ -79,8 +79,8 @@ class UntilConverged(AbstractInference):
         state, residual, n = jax.lax.while_loop(cond, chunk, (state0, r0, jnp.asarray(0)))
         converged = residual < self.tol
         if self.throw:
-            state = eqx.error_if(
-                state,
+            state, n = eqx.error_if(
+                (state, n),
                 ~converged,
                 "UntilConverged: inference did not converge within max_iterations",
             )
@@ -142,6 +142,7 @@ def _weighted(errs, output_precision):
     return (*errs[:-1], output_precision * errs[-1])
 
 
+@eqx.filter_jit
 def infer(
     net: MLP,
     x: Float[Array, "batch n0"],
@@ -192,8 +193,8 @@ def infer(
         return new, (net.energy(values, output_precision), residual)
 
     hidden, energies, n, converged = inference.run(step, ff[1:-1])
-    hidden = eqx.error_if(
-        hidden,
+    hidden, y = eqx.error_if(
+        (hidden, y),
         ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(h)) for h in (y, *hidden)])),
         "infer: the values became non-finite (inference rate too large?)",
     )
@@ -202,6 +203,7 @@ def infer(
     return Inference(values, errors, energies, n, converged)
 
 
+@eqx.filter_jit
 def infer_fixed_prediction(
     net: MLP,
     x: Float[Array, "batch n0"],
@@ -246,6 +248,7 @@ def infer_fixed_prediction(
     return Inference((x, *mus[:-1], y), errs, energies, n, converged)
 
 
+@eqx.filter_jit
 def zero_divergence_signals(
     net: MLP, x: Float[Array, "batch n0"], y: Float[Array, "batch nL"]
 ) -> tuple[Values, Values]:

@@ -37,7 +37,8 @@ class Layer(eqx.Module):
 
     def __call__(self, pre: Float[Array, "*batch in"]) -> Float[Array, "*batch out"]:
         """Gives the prediction W f(pre) + b (any leading batch axes)."""
-        return self.activation(pre) @ self.weight.T + self.bias
+        out = self.activation(pre) @ self.weight.T
+        return out + jnp.reshape(self.bias, (1,) * (out.ndim - 1) + self.bias.shape)
 
     def update(
         self, pre: Float[Array, "*shape"], err: Float[Array, " out"]

@@ -156,6 +156,7 @@ class DirectFeedbackAlignment(AbstractRule):
         return values[:-1], (*errs, e)
 
 
+@eqx.filter_jit
 def rule_gradients(rule: AbstractRule, net: MLP, x, y) -> MLP:
     """Gives the rule's descent direction, shaped like `net`: `-local_updates(signals)`.
 
