@@ -96,15 +96,16 @@ def run(cfg: Config, run) -> dict:
         cos[:, j], rel[:, j] = np.asarray(c), np.asarray(r)
     # To convergence, for every rate: the same fixed point, reached in ~1/rate iterations.
     conv_iters = []
-    for rate in cfg.rates:
-        s = neuro.infer(net, x, y, rate=rate, inference=neuro.UntilConverged(cfg.tol, 100_000))
+    until = neuro.UntilConverged(cfg.tol, 100_000)
+    for rate in tqdm(cfg.rates, desc="to convergence", leave=False):
+        s = neuro.infer(net, x, y, rate=jnp.asarray(rate), inference=until)
         conv_iters.append(int(s.iterations))
-    converged = neuro.PredictiveCoding(cfg.converge_rate, neuro.UntilConverged(cfg.tol, 100_000))
+    converged = neuro.PredictiveCoding(jnp.asarray(cfg.converge_rate), until)
     conv_cos, conv_rel = compare(neuro.rule_gradients(converged, net, x, y))
     # At convergence, against the output precision pi.
     prec_cos, prec_rel = [], []
-    for beta in cfg.precisions:
-        rule = dataclasses.replace(converged, output_precision=beta)
+    for beta in tqdm(cfg.precisions, desc="precisions", leave=False):
+        rule = dataclasses.replace(converged, output_precision=jnp.asarray(beta))
         c, r = compare(neuro.rule_gradients(rule, net, x, y))
         prec_cos.append(c)
         prec_rel.append(r)

@@ -43,9 +43,9 @@ def test_mlp_is_an_ordinary_mlp(getkey):
         neuro.MLP([3], key=getkey())
 
 
-@pytest.mark.parametrize("precision", [1.0, 0.3])
-def test_value_gradients_are_the_energy_gradient(getkey, precision):
+def test_value_gradients_are_the_energy_gradient(getkey):
     net, x, y = problem(getkey)
+    precision = 0.3
     ff = net.activities(x)
     hidden = tuple(h + 0.3 * jax.random.normal(getkey(), h.shape) for h in ff[1:-1])
     energy = lambda hs: net.energy((x, *hs, y), precision)
@@ -65,20 +65,17 @@ def test_backprop_rule_is_jax_grad(getkey):
     "sizes, activation",
     [
         ((5, 3), jnp.tanh),
-        ((5, 8, 3), jax.nn.sigmoid),
-        ((6, 9, 7, 4), jnp.tanh),
+        ((6, 9, 7, 4), jax.nn.sigmoid),
         ((4, 6, 5, 6, 7, 3), jax.nn.softplus),
     ],
-    ids=["L1-tanh", "L2-sigmoid", "L3-tanh", "L5-softplus"],
+    ids=["L1-tanh", "L3-sigmoid", "L5-softplus"],
 )
 def test_exact_pc_variants_equal_backprop(getkey, sizes, activation):
     net, x, y = problem(getkey, sizes, activation=activation)
     ref = eqx.filter_jit(jax.grad(neuro.mse_loss))(net, x, y)
-    rules = [
-        neuro.FixedPredictionPC(),  # rate 1, L - 1 iterations
-        neuro.ZeroDivergencePC(),
-        neuro.FixedPredictionPC(0.5, neuro.UntilConverged(1e-13, 10_000, 5)),
-    ]
+    rules = [neuro.FixedPredictionPC(), neuro.ZeroDivergencePC()]  # rate 1, L - 1 iterations
+    if len(sizes) == 4:
+        rules.append(neuro.FixedPredictionPC(0.5, neuro.UntilConverged(1e-13, 10_000, 5)))
     for rule in rules:
         g = neuro.rule_gradients(rule, net, x, y)
         assert_trees_close(g, ref, 1e-6)  # the tolerance
@@ -106,21 +103,11 @@ def test_layer_update_is_outer_of_error_and_presynaptic_rate(getkey):
 
 
 def test_local_updates_see_only_their_own_layer(getkey):
-    net, x, y = problem(getkey)
+    net, x, y = problem(getkey, (3, 4, 3, 2), batch=2)
     pres, errs = neuro.PredictiveCoding(0.1, neuro.FixedIterations(7)).signals(net, x, y)
     L = len(net.layers)
-    # Differentiating layer l's update with respect to everything: only pres[l] and errs[l]
-    # reach it, and no weight of any layer does.
-    jac = eqx.filter_jit(jax.jacfwd(neuro.local_updates, argnums=(0, 1, 2)))(net, pres, errs)
-    nonzero = lambda a: float(jnp.max(jnp.abs(a))) > 0
-    for l in range(L):
-        for which in ("weight", "bias"):
-            d_net, d_pres, d_errs = getattr(jac.layers[l], which)
-            for k in range(L):
-                assert not nonzero(d_net.layers[k].weight) and not nonzero(d_net.layers[k].bias)
-                assert nonzero(d_errs[k]) == (k == l)
-                assert nonzero(d_pres[k]) == (k == l and which == "weight")
-    # Perturbing every other layer's quantities leaves layer l's update bitwise unchanged.
+    # Perturbing every other layer's pre-activity, error and weights, and this layer's own
+    # weights, leaves layer l's update bitwise unchanged; its own pre and err change it.
     base = neuro.local_updates(net, pres, errs)
     for l in range(L):
         noisy_net = net
@@ -137,6 +124,10 @@ def test_local_updates_see_only_their_own_layer(getkey):
         other = neuro.local_updates(noisy_net, tuple(noisy_pres), tuple(noisy_errs))
         np.testing.assert_array_equal(other.layers[l].weight, base.layers[l].weight)
         np.testing.assert_array_equal(other.layers[l].bias, base.layers[l].bias)
+        own = list(pres)
+        own[l] = pres[l] + 0.1
+        moved = neuro.local_updates(net, tuple(own), errs)
+        assert not np.array_equal(moved.layers[l].weight, base.layers[l].weight)
     with pytest.raises(ValueError, match="one \\(pre, err\\) per layer"):
         neuro.local_updates(net, pres[:-1], errs)
 
@@ -145,8 +136,6 @@ def rules(net, key):
     return [
         neuro.Backprop(),
         neuro.PredictiveCoding(0.1, neuro.FixedIterations(10)),
-        neuro.PredictiveCoding(0.1, neuro.FixedIterations(10), output_precision=0.2),
-        neuro.FixedPredictionPC(),
         neuro.ZeroDivergencePC(),
         neuro.FeedbackAlignment(net, key=key),
         neuro.DirectFeedbackAlignment(net, key=key),
@@ -171,6 +160,15 @@ def test_every_rule_is_a_local_update_of_its_signals(getkey):
     assert_trees_close(s.errors, net.errors(s.values), 0.0)
 
 
+def test_pc_with_no_inference_is_backprop_at_the_output_only(getkey):
+    net, x, y = problem(getkey)
+    ref = jax.grad(neuro.mse_loss)(net, x, y)
+    g = neuro.rule_gradients(neuro.PredictiveCoding(0.1, neuro.FixedIterations(0)), net, x, y)
+    assert float(neuro.relative_error(g.layers[-1], ref.layers[-1])) < 1e-13
+    assert float(jnp.max(jnp.abs(g.layers[0].weight))) == 0.0
+
+
+@pytest.mark.slow
 def test_pc_approaches_backprop_with_iterations_rate_and_precision(getkey):
     net, x, y = problem(getkey, batch=16)
     ref = jax.grad(neuro.mse_loss)(net, x, y)
@@ -200,10 +198,6 @@ def test_pc_approaches_backprop_with_iterations_rate_and_precision(getkey):
     assert conv[1.0] == pytest.approx(rel[2, -1], rel=1e-3)  # 128 iterations at 0.2: settled
     assert 7 < conv[0.01] / conv[0.001] < 13
     assert conv[0.001] < 2e-3
-    g = neuro.rule_gradients(neuro.PredictiveCoding(0.1, neuro.FixedIterations(0)), net, x, y)
-    # with no inference only the output layer has an error: exactly backprop's there
-    assert float(neuro.relative_error(g.layers[-1], ref.layers[-1])) < 1e-13
-    assert float(jnp.max(jnp.abs(g.layers[0].weight))) == 0.0
 
 
 def test_inference_descends_the_energy_and_converges(getkey):
