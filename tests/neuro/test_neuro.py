@@ -100,6 +100,12 @@ def test_layer_update_is_outer_of_error_and_presynaptic_rate(getkey):
         dw, db = layer.update(pre, err)
         np.testing.assert_array_equal(dw, jnp.outer(err, layer.activation(pre)))
         np.testing.assert_array_equal(db, err)
+        pres = jax.random.normal(getkey(), (3, layer.weight.shape[1]))
+        errs = jax.random.normal(getkey(), (3, layer.weight.shape[0]))
+        dws, dbs = jax.vmap(layer.update)(pres, errs)
+        dw, db = layer.batch_update(pres, errs)
+        np.testing.assert_allclose(dw, jnp.mean(dws, 0), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(db, jnp.mean(dbs, 0), rtol=1e-13, atol=1e-15)
 
 
 def test_local_updates_see_only_their_own_layer(getkey):
