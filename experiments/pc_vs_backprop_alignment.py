@@ -104,8 +104,8 @@ def run(cfg: Config, run) -> dict:
     conv_cos, conv_rel = compare(neuro.rule_gradients(converged, net, x, y))
     # At convergence, against the output precision pi.
     prec_cos, prec_rel = [], []
-    for beta in tqdm(cfg.precisions, desc="precisions", leave=False):
-        rule = dataclasses.replace(converged, output_precision=jnp.asarray(beta))
+    for pi in tqdm(cfg.precisions, desc="precisions", leave=False):
+        rule = dataclasses.replace(converged, output_precision=jnp.asarray(pi))
         c, r = compare(neuro.rule_gradients(rule, net, x, y))
         prec_cos.append(c)
         prec_rel.append(r)
