@@ -131,10 +131,9 @@ def local_updates(net: MLP, pres: Values, errs: Values) -> MLP:
     """Gives every layer's Hebbian change, batch-averaged, shaped like `net`.
 
     Layer l's change is `net.layers[l].update(pres[l], errs[l])` averaged over the batch
-    (`batch_update`):
-    it sees only its own presynaptic values `pres[l]` `(batch, n_l)` and errors
-    `errs[l]` `(batch, n_{l+1})`, and no weight of any layer (the test suite checks this
-    by differentiating through it). The result has the structure of `net` with each
+    (`batch_update`): it sees only its own presynaptic values `pres[l]` `(batch, n_l)`
+    and errors `errs[l]` `(batch, n_{l+1})`, and no weight of any layer (the test suite
+    checks this by perturbing everything else). The result has the structure of `net` with each
     weight and bias replaced by its change, so that `-local_updates(...)` is a gradient
     estimate an optax optimiser can use.
 
