@@ -45,19 +45,12 @@ def test_alignment_small(tmp_path):
 
 def test_train_digits_small_and_resume(tmp_path):
     exp = find_experiment("pc_train_digits")
-    cfg = dataclasses.replace(
-        exp.config_cls(),
-        hidden=[32],
-        rules=["backprop", "pc", "fa", "dfa"],
-        steps=60,
-        eval_every=30,
-    )
+    cfg = dataclasses.replace(exp.config_cls(), hidden=[16], rules=["pc"], steps=60, eval_every=30)
     m, run_dir = run_experiment(exp, cfg, tmp_path / "full", quiet=True)
-    for rule in cfg.rules:
-        assert m[f"{rule}_test_accuracy"] > 0.5  # chance is 0.1 after 60 updates
-        records = [json.loads(line) for line in (run_dir / "train" / rule / "metrics.jsonl").open()]
-        assert [r["step"] for r in records] == [30, 60]
-    assert abs(m["pc_minus_backprop_pp"]) < 8
+    assert m["pc_test_accuracy"] > 0.5  # chance is 0.1 after 60 updates
+    records = [json.loads(line) for line in (run_dir / "train" / "pc" / "metrics.jsonl").open()]
+    assert [r["step"] for r in records] == [30, 60]
+    assert records[-1]["loss"] < records[0]["loss"]
     assert (run_dir / "learning_curves.png").stat().st_size > 20_000
     # An interrupted run (checkpoint at step 30) resumed to 60 ends exactly where the
     # uninterrupted one did.
