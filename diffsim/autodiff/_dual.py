@@ -48,7 +48,7 @@ class Dual:
             (self.tangent * o.value - self.value * o.tangent) / o.value**2,
         )
 
-    def __pow__(self, p: float):
+    def __pow__(self, p: float | int):
         if isinstance(p, Dual):
             raise TypeError("Dual ** Dual is not supported; write exp(b * log(a))")
         return Dual(self.value**p, p * self.value ** (p - 1) * self.tangent)

@@ -77,7 +77,7 @@ class Var:
         a, b = self.value, o.value
         return self._new(a / b, (self, lambda g: g / b), (o, lambda g: -g * a / b**2))
 
-    def __pow__(self, p: float):
+    def __pow__(self, p: float | int):
         if isinstance(p, Var):
             raise TypeError("Var ** Var is not supported; write exp(b * log(a))")
         a = self.value

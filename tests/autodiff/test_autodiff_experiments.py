@@ -43,6 +43,7 @@ def test_gradient_accumulation_tied_equals_sum_of_roles(tmp_path):
     assert (run_dir / "tied_gradients.png").exists()
 
 
+@pytest.mark.slow
 def test_ad_modes_cost_op_counts(tmp_path):
     exp, cfg = small(
         "ad_modes_cost",

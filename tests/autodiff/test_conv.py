@@ -73,7 +73,7 @@ def test_conv_transpose_layer_gradients(getkey):
     assert layer1(jnp.ones((1, 4))).shape == (3, 12)
 
 
-def test_conv_errors():
+def test_conv_errors(unchecked):
     w = jnp.ones((2, 3, 3, 3))
     with pytest.raises(ValueError, match="padding"):
         ad.conv(jnp.ones((1, 3, 5, 5)), w, 1, "FULL")
