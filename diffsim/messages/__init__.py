@@ -23,3 +23,15 @@ from ._hmm import (
     pad_sequences as pad_sequences,
     parallel_hmm_smoother as parallel_hmm_smoother,
 )
+from ._lgssm import (
+    LGSSM as LGSSM,
+    KalmanFilterResult as KalmanFilterResult,
+    LGSSMPosterior as LGSSMPosterior,
+    kalman_filter as kalman_filter,
+    kalman_log_likelihood as kalman_log_likelihood,
+    lgssm_sample as lgssm_sample,
+    parallel_kalman_filter as parallel_kalman_filter,
+    parallel_rts_smoother as parallel_rts_smoother,
+    rts_smoother as rts_smoother,
+    smoothed_means_by_grad as smoothed_means_by_grad,
+)
