@@ -35,3 +35,9 @@ from ._lgssm import (
     rts_smoother as rts_smoother,
     smoothed_means_by_grad as smoothed_means_by_grad,
 )
+from ._learning import (
+    GaussianHMM as GaussianHMM,
+    LGSSMParams as LGSSMParams,
+    hmm_em as hmm_em,
+    lgssm_em as lgssm_em,
+)
