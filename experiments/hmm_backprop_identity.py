@@ -175,12 +175,24 @@ def run(cfg: Config, run) -> dict:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     Ts = [r["T"] for r in rows]
     for name in cfg.strategies:
-        ax.loglog(Ts, [max(r[f"marginals_error_{name}"], 1e-18) for r in rows], "o-",
-                  label=f"grad marginals ({name})")
-        ax.loglog(Ts, [max(r[f"pairwise_error_{name}"], 1e-18) for r in rows], "x--",
-                  label=f"grad pairwise ({name})")
-    ax.loglog(Ts, [max(r["parallel_marginals_error"], 1e-18) for r in rows], "s:",
-              label="parallel smoother")
+        ax.loglog(
+            Ts,
+            [max(r[f"marginals_error_{name}"], 1e-18) for r in rows],
+            "o-",
+            label=f"grad marginals ({name})",
+        )
+        ax.loglog(
+            Ts,
+            [max(r[f"pairwise_error_{name}"], 1e-18) for r in rows],
+            "x--",
+            label=f"grad pairwise ({name})",
+        )
+    ax.loglog(
+        Ts,
+        [max(r["parallel_marginals_error"], 1e-18) for r in rows],
+        "s:",
+        label="parallel smoother",
+    )
     ax.set_xlabel("sequence length T (steps)")
     ax.set_ylabel("max |difference| from forward-backward (probability)")
     ax.set_title(f"HMM, K = {cfg.states}, {metrics['transition_zeros']} zero transitions")

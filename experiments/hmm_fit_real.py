@@ -66,7 +66,9 @@ def run(cfg: Config, run) -> dict:
     T, K = ys.shape[0], cfg.states
     # Start: means at evenly spaced quantiles, unit scales, sticky transitions.
     q = np.quantile(np.asarray(ys[:, 0]), (np.arange(K) + 0.5) / K)
-    A0 = np.full((K, K), (1 - cfg.stay) / (K - 1)) + (cfg.stay - (1 - cfg.stay) / (K - 1)) * np.eye(K)
+    A0 = np.full((K, K), (1 - cfg.stay) / (K - 1)) + (cfg.stay - (1 - cfg.stay) / (K - 1)) * np.eye(
+        K
+    )
     init = msg.GaussianHMM.from_probs(np.ones(K) / K, A0, q[:, None], np.ones((K, 1)))
     # log p(raw values) = log p(standardised) - T log sd (and the sqrt Jacobian if used).
     jac = -T * np.log(sd) - (np.sum(np.log(2 * np.sqrt(raw))) if cfg.transform == "sqrt" else 0.0)
@@ -75,19 +77,32 @@ def run(cfg: Config, run) -> dict:
     # sequence its maximiser is one-hot, which logits only approach.
     bar = tqdm(total=cfg.em_iterations, desc="EM", leave=False)
     em, em_lls = msg.hmm_em(
-        init, ys, iterations=cfg.em_iterations, tol=0.0, learn_initial=False,
+        init,
+        ys,
+        iterations=cfg.em_iterations,
+        tol=0.0,
+        learn_initial=False,
         callback=lambda i, ll: bar.update(1),
     )
     bar.close()
 
     def loss(model, batch, key):
-        model = eqx.tree_at(lambda m: m.initial_logits, model,
-                            jax.lax.stop_gradient(model.initial_logits))
+        model = eqx.tree_at(
+            lambda m: m.initial_logits, model, jax.lax.stop_gradient(model.initial_logits)
+        )
         return -model.log_likelihood(ys) / T
 
     opt = optax.lbfgs() if cfg.optimizer == "lbfgs" else optax.adam(cfg.lr)
-    res = diffsim.fit(loss, init, opt, steps=cfg.ga_steps, key=jax.random.key(cfg.seed),
-                      log_every=1, directory=run.dir / "gradient_ascent", resume=run.resume)
+    res = diffsim.fit(
+        loss,
+        init,
+        opt,
+        steps=cfg.ga_steps,
+        key=jax.random.key(cfg.seed),
+        log_every=1,
+        directory=run.dir / "gradient_ascent",
+        resume=run.resume,
+    )
     ga = res.params
     ga_lls = [-r["loss"] * T for r in res.history]  # before each update
     ga_final = float(ga.log_likelihood(ys))
@@ -117,11 +132,13 @@ def run(cfg: Config, run) -> dict:
         "log_likelihood_gap": abs(em_final - ga_final),
         "em_iterations": iterations_to(em_lls),
         "ga_iterations": iterations_to(ga_lls + [ga_final]),
-        "max_param_diff": float(max(
-            jnp.abs(em.means - ga.means).max(),
-            jnp.abs(em.log_scales - ga.log_scales).max(),
-            jnp.abs(em.transition - ga.transition).max(),
-        )),
+        "max_param_diff": float(
+            max(
+                jnp.abs(em.means - ga.means).max(),
+                jnp.abs(em.log_scales - ga.log_scales).max(),
+                jnp.abs(em.transition - ga.transition).max(),
+            )
+        ),
         "viterbi_paths_equal": bool((em_path == regimes).all()),
         "regime_means": [float(m) for m in means],
         "regime_scales": [float(s) for s in scales],
@@ -148,8 +165,12 @@ def run(cfg: Config, run) -> dict:
     ax0.legend(loc="upper right", fontsize=8)
     ax0.set_title(f"{cfg.dataset}: {K}-state Gaussian HMM")
     ax1.plot(np.arange(len(em_lls)), np.asarray(em_lls) + jac, "C0-", label="EM")
-    ax1.plot(np.arange(len(ga_lls)), np.asarray(ga_lls) + jac, "C1-",
-             label=f"gradient ascent ({cfg.optimizer})")
+    ax1.plot(
+        np.arange(len(ga_lls)),
+        np.asarray(ga_lls) + jac,
+        "C1-",
+        label=f"gradient ascent ({cfg.optimizer})",
+    )
     ax1.set_xlabel("iteration")
     ax1.set_ylabel("log-likelihood (nats)")
     lo = min(min(em_lls), min(ga_lls)) + jac

@@ -68,15 +68,17 @@ def random_model(key, n, m):
 
 def dense_posterior(model, ys):
     """E[x | y], Cov and log p(y) by conditioning the joint Gaussian of all states."""
-    F, Q, H, R = (np.asarray(a) for a in (model.dynamics, model.dynamics_cov, model.emission,
-                                           model.emission_cov))
+    F, Q, H, R = (
+        np.asarray(a)
+        for a in (model.dynamics, model.dynamics_cov, model.emission, model.emission_cov)
+    )
     P0, m0 = np.asarray(model.initial_cov), np.asarray(model.initial_mean)
     T, n = ys.shape[0], F.shape[0]
     # x = G w with w = (x_0 - m_0 ... , w_1, ..., w_{T-1}); G[t, s] = F^(t - s).
     G = np.zeros((T * n, T * n))
     for t in range(T):
         for s in range(t + 1):
-            G[t * n:(t + 1) * n, s * n:(s + 1) * n] = np.linalg.matrix_power(F, t - s)
+            G[t * n : (t + 1) * n, s * n : (s + 1) * n] = np.linalg.matrix_power(F, t - s)
     W = np.kron(np.eye(T), Q)
     W[:n, :n] = P0
     mu = G[:, :n] @ m0
@@ -151,12 +153,21 @@ def run(cfg: Config, run) -> dict:
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.2))
     Ts = [r["T"] for r in rows]
     for n in cfg.strategies:
-        ax0.loglog(Ts, [max(r[f"means_error_{n}"], 1e-18) for r in rows], "o-",
-                   label=f"means from grad ({n})")
-    ax0.loglog(Ts, [max(r["observation_identity_error"], 1e-18) for r in rows], "x--",
-               label="H s_t = y_t + R dL/dy_t")
-    ax0.loglog(Ts, [max(r["parallel_means_error"], 1e-18) for r in rows], "s:",
-               label="parallel RTS")
+        ax0.loglog(
+            Ts,
+            [max(r[f"means_error_{n}"], 1e-18) for r in rows],
+            "o-",
+            label=f"means from grad ({n})",
+        )
+    ax0.loglog(
+        Ts,
+        [max(r["observation_identity_error"], 1e-18) for r in rows],
+        "x--",
+        label="H s_t = y_t + R dL/dy_t",
+    )
+    ax0.loglog(
+        Ts, [max(r["parallel_means_error"], 1e-18) for r in rows], "s:", label="parallel RTS"
+    )
     ax0.set_xlabel("sequence length T (steps)")
     ax0.set_ylabel("max |difference| from RTS means (state units)")
     ax0.legend(fontsize=8)

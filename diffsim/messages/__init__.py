@@ -23,6 +23,12 @@ from ._hmm import (
     pad_sequences as pad_sequences,
     parallel_hmm_smoother as parallel_hmm_smoother,
 )
+from ._learning import (
+    GaussianHMM as GaussianHMM,
+    LGSSMParams as LGSSMParams,
+    hmm_em as hmm_em,
+    lgssm_em as lgssm_em,
+)
 from ._lgssm import (
     LGSSM as LGSSM,
     KalmanFilterResult as KalmanFilterResult,
@@ -34,10 +40,4 @@ from ._lgssm import (
     parallel_rts_smoother as parallel_rts_smoother,
     rts_smoother as rts_smoother,
     smoothed_means_by_grad as smoothed_means_by_grad,
-)
-from ._learning import (
-    GaussianHMM as GaussianHMM,
-    LGSSMParams as LGSSMParams,
-    hmm_em as hmm_em,
-    lgssm_em as lgssm_em,
 )

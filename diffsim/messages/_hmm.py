@@ -77,7 +77,9 @@ def _per_step(transition, T):
     """Transition matrices as per-step inputs: (T, K, K), the last one unused."""
     if transition.ndim == 2:
         return None
-    return jnp.concatenate([transition, jnp.eye(transition.shape[-1], dtype=transition.dtype)[None]])
+    return jnp.concatenate(
+        [transition, jnp.eye(transition.shape[-1], dtype=transition.dtype)[None]]
+    )
 
 
 # --- the forward algorithm as a rollout ------------------------------------------
@@ -235,6 +237,7 @@ def hmm_smoother(
             return A_t @ r, r
 
         xs = (b[1:], c[1:], transition)
+
     def back_step(beta, x):
         nb, r = back(beta, x)
         return nb, (nb, r)
@@ -452,8 +455,8 @@ def hmm_sample(
     with jax.numpy_dtype_promotion("standard"):
         log_A = jnp.log(transition)
         log_init = jnp.log(initial)
-    k0, *keys = jax.random.split(key, length)
-    z0 = jax.random.categorical(k0, log_init)
+    keys = jax.random.split(key, length)
+    z0 = jax.random.categorical(keys[0], log_init)
     if length == 1:
         return z0[None]
 
@@ -461,7 +464,7 @@ def hmm_sample(
         z_next = jax.random.categorical(k, log_A[z])
         return z_next, z_next
 
-    _, zs = rollout(step, z0, jnp.stack(keys))
+    _, zs = rollout(step, z0, keys[1:])
     return jnp.concatenate([z0[None], zs])
 
 

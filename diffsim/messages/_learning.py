@@ -118,7 +118,9 @@ class GaussianHMM(eqx.Module):
         """The most probable state path and its score (see `hmm_viterbi`)."""
         return hmm_viterbi(self.initial, self.transition, self.log_potentials(ys), mask=mask)
 
-    def sample(self, key: PRNGKeyArray, length: int) -> tuple[Int[Array, " t"], Float[Array, "t d"]]:
+    def sample(
+        self, key: PRNGKeyArray, length: int
+    ) -> tuple[Int[Array, " t"], Float[Array, "t d"]]:
         """Gives `(states, observations)` drawn from the model."""
         kz, ky = jax.random.split(key)
         zs = hmm_sample(kz, self.initial, self.transition, length)

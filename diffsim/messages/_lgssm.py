@@ -163,11 +163,14 @@ def _filter(model, ys, inputs, mask, grad, keep):
         if u is not None:
             m = m + u
         S = H @ P @ H.T + R
+        # One Cholesky factorisation and one triangular inverse per step; the rest are
+        # matrix products (cheaper in a loop than several LAPACK solves).
         L = jnp.linalg.cholesky(S)
+        Linv = jax.scipy.linalg.solve_triangular(L, jnp.eye(L.shape[0], dtype=L.dtype), lower=True)
         HP = H @ P
-        Kt = jax.scipy.linalg.cho_solve((L, True), HP)  # K^T = S^{-1} H P
+        Kt = Linv.T @ (Linv @ HP)  # K^T = S^{-1} H P
         e = y - H @ m
-        z = jax.scipy.linalg.solve_triangular(L, e, lower=True)
+        z = Linv @ e
         ll_t = -0.5 * (
             z @ z + 2.0 * jnp.sum(jnp.log(jnp.diagonal(L))) + e.shape[0] * np.log(2 * np.pi)
         )
@@ -254,17 +257,19 @@ def rts_smoother(
     ys, inputs, mask = _check(model, ys, inputs, mask, "rts_smoother")
     ll, (mf, Pf, mp, Pp) = _filter(model, ys, inputs, mask, BPTT(), True)
     F = model.dynamics
+    # The gains G_t = P_t F^T (P^-_{t+1})^{-1} do not depend on the smoothed moments: one
+    # batched solve outside the loop, matrix products inside it.
+    G = jnp.swapaxes(jnp.linalg.solve(Pp[1:], F @ Pf[:-1]), 1, 2)
 
     def back(carry, x):
         ms_next, Ps_next = carry
-        m, P, mp_next, Pp_next = x
-        G = jnp.linalg.solve(Pp_next, F @ P).T
+        m, P, mp_next, Pp_next, G = x
         ms = m + G @ (ms_next - mp_next)
         Ps = _sym(P + G @ (Ps_next - Pp_next) @ G.T)
         return (ms, Ps), (ms, Ps, G @ Ps_next)
 
     _, (ms, Ps, cross) = jax.lax.scan(
-        back, (mf[-1], Pf[-1]), (mf[:-1], Pf[:-1], mp[1:], Pp[1:]), reverse=True
+        back, (mf[-1], Pf[-1]), (mf[:-1], Pf[:-1], mp[1:], Pp[1:], G), reverse=True
     )
     ms = jnp.concatenate([ms, mf[-1:]])
     Ps = jnp.concatenate([Ps, Pf[-1:]])
@@ -395,9 +400,7 @@ def _parallel_filter(model, ys, inputs, mask):
         return IKH @ F, u_t + K @ e, _sym(IKH @ Q), SinvHF.T @ e, _sym(HF.T @ SinvHF)
 
     e0 = element(Hs[0], ys[0], u[0], model.initial_mean + u[0], model.initial_cov, True)
-    rest = jax.vmap(lambda H_t, y, u_t: element(H_t, y, u_t, None, Q, False))(
-        Hs[1:], ys[1:], u[1:]
-    )
+    rest = jax.vmap(lambda H_t, y, u_t: element(H_t, y, u_t, None, Q, False))(Hs[1:], ys[1:], u[1:])
     elems = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), e0, rest)
     _, mf, Pf, _, _ = jax.lax.associative_scan(_filter_combine, elems)
     # The log-likelihood from the one-step predictions, all at once.
