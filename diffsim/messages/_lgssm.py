@@ -357,7 +357,7 @@ def _filter_combine(ei, ej):
     Ai, bi, Ci, etai, Ji = ei
     Aj, bj, Cj, etaj, Jj = ej
     n = Ai.shape[-1]
-    eye = jnp.eye(n, dtype=Ai.dtype)
+    eye = jnp.broadcast_to(jnp.eye(n, dtype=Ai.dtype), Ai.shape)
     mT = lambda X: jnp.swapaxes(X, -1, -2)  # noqa: E731
     # X = (I + C_i J_j)^{-1}; A_j X = ((I + J_j C_i)^{-1} A_j^T)^T.
     AjX = mT(jnp.linalg.solve(eye + Jj @ Ci, mT(Aj)))
@@ -405,7 +405,7 @@ def _parallel_filter(model, ys, inputs, mask):
     _, mf, Pf, _, _ = jax.lax.associative_scan(_filter_combine, elems)
     # The log-likelihood from the one-step predictions, all at once.
     mp = jnp.concatenate([(model.initial_mean + u[0])[None], mf[:-1] @ F.T + u[1:]])
-    Pp = jnp.concatenate([model.initial_cov[None], F @ Pf[:-1] @ F.T + Q])
+    Pp = jnp.concatenate([model.initial_cov[None], F @ Pf[:-1] @ F.T + Q[None]])
     lls = jax.vmap(lambda H_t, y, m, P: _gauss_logpdf(y - H_t @ m, H_t @ P @ H_t.T + R))(
         Hs, ys, mp, Pp
     )

@@ -11,6 +11,7 @@ import diffsim
 from diffsim import messages as msg
 
 
+@pytest.mark.slow
 def test_hmm_em_and_gradient_ascent_same_optimum():
     true = msg.GaussianHMM.from_probs(
         jnp.array([0.5, 0.3, 0.2]),
@@ -33,7 +34,7 @@ def test_hmm_em_and_gradient_ascent_same_optimum():
         return -m.log_likelihood(ys) / ys.shape[0]
 
     ga = diffsim.fit(
-        loss, init, optax.lbfgs(), steps=60, key=jax.random.key(0), progress=False
+        loss, init, optax.lbfgs(), steps=150, key=jax.random.key(0), progress=False
     ).params
     assert float(ga.log_likelihood(ys)) == pytest.approx(lls[-1], abs=1e-6)
     np.testing.assert_allclose(ga.means, em.means, atol=1e-4)
@@ -42,6 +43,7 @@ def test_hmm_em_and_gradient_ascent_same_optimum():
     assert float(ga.log_likelihood(ys)) > float(init.log_likelihood(ys)) + 10
 
 
+@pytest.mark.slow
 def test_lgssm_em_and_gradient_ascent_same_optimum():
     F = jnp.array([[0.9, 0.2], [-0.2, 0.8]])
     true = msg.LGSSM(jnp.zeros(2), jnp.eye(2), F, 0.2 * jnp.eye(2), jnp.eye(2), 0.5 * jnp.eye(2))

@@ -18,6 +18,7 @@ def test_configs_validate():
         assert exp.name == name
 
 
+@pytest.mark.slow
 def test_hmm_backprop_identity_small(tmp_path):
     exp, cfg = small(
         "hmm_backprop_identity",
@@ -37,6 +38,7 @@ def test_hmm_backprop_identity_small(tmp_path):
     assert (run_dir / "identity_error.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_kalman_backprop_identity_small(tmp_path):
     exp, cfg = small(
         "kalman_backprop_identity",
