@@ -2,6 +2,7 @@
 
 import itertools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -53,8 +54,8 @@ def brute_force(pi, A, lp):
 def test_forward_backward_and_grad_equal_brute_force(seed):
     pi, A, lp = tiny_model(seed)
     logz, marg, pair, best, best_score = brute_force(pi, A, lp)
-    fb = msg.hmm_smoother(pi, A, lp, pairwise=True)
-    gr = msg.hmm_posterior_by_grad(pi, A, lp, pairwise=True)
+    fb = eqx.filter_jit(msg.hmm_smoother)(pi, A, lp, pairwise=True)
+    gr = eqx.filter_jit(msg.hmm_posterior_by_grad)(pi, A, lp, pairwise=True)
     for post in (fb, gr):
         assert post.log_likelihood == pytest.approx(logz, abs=1e-12)
         np.testing.assert_allclose(post.marginals, marg, atol=1e-12)
@@ -62,11 +63,11 @@ def test_forward_backward_and_grad_equal_brute_force(seed):
     np.testing.assert_allclose(gr.marginals, fb.marginals, atol=1e-10)
     np.testing.assert_allclose(gr.pairwise, fb.pairwise, atol=1e-10)
     np.testing.assert_allclose(msg.hmm_filter(pi, A, lp)[1], fb.filtered, atol=1e-14)
-    for viterbi in (msg.hmm_viterbi, msg.hmm_viterbi_by_grad):
+    for viterbi in (eqx.filter_jit(msg.hmm_viterbi), eqx.filter_jit(msg.hmm_viterbi_by_grad)):
         path, score = viterbi(pi, A, lp)
         np.testing.assert_array_equal(path, best)
         assert score == pytest.approx(best_score, abs=1e-12)
-    assert msg.hmm_max_score(pi, A, lp) == pytest.approx(best_score, abs=1e-12)
+    assert eqx.filter_jit(msg.hmm_max_score)(pi, A, lp) == pytest.approx(best_score, abs=1e-12)
 
 
 @pytest.mark.slow
@@ -85,7 +86,9 @@ def test_time_varying_transitions_brute_force():
     marg = np.zeros((T, K))
     for t in range(T):
         np.add.at(marg[t], paths[:, t], np.exp(lw - logz))
-    for f in (msg.hmm_smoother, msg.hmm_posterior_by_grad, msg.parallel_hmm_smoother):
+    for f in map(
+        eqx.filter_jit, (msg.hmm_smoother, msg.hmm_posterior_by_grad, msg.parallel_hmm_smoother)
+    ):
         post = f(pi, At, lp)
         assert post.log_likelihood == pytest.approx(logz, abs=1e-12)
         np.testing.assert_allclose(post.marginals, marg, atol=1e-12)
@@ -96,12 +99,12 @@ def test_time_varying_transitions_brute_force():
 @pytest.mark.parametrize("strategy", STRATEGIES, ids=["BPTT", "Checkpointed", "DiscreteAdjoint"])
 def test_grad_marginals_every_strategy(strategy):
     pi, A, lp = tiny_model(3, K=4, T=40)
-    fb = msg.hmm_smoother(pi, A, lp, pairwise=True)
-    gr = msg.hmm_posterior_by_grad(pi, A, lp, pairwise=True, grad=strategy)
+    fb = eqx.filter_jit(msg.hmm_smoother)(pi, A, lp, pairwise=True)
+    gr = eqx.filter_jit(msg.hmm_posterior_by_grad)(pi, A, lp, pairwise=True, grad=strategy)
     np.testing.assert_allclose(gr.marginals, fb.marginals, atol=1e-10)
     np.testing.assert_allclose(gr.pairwise, fb.pairwise, atol=1e-10)
-    path, _ = msg.hmm_viterbi_by_grad(pi, A, lp, grad=strategy)
-    np.testing.assert_array_equal(path, msg.hmm_viterbi(pi, A, lp)[0])
+    path, _ = eqx.filter_jit(msg.hmm_viterbi_by_grad)(pi, A, lp, grad=strategy)
+    np.testing.assert_array_equal(path, eqx.filter_jit(msg.hmm_viterbi)(pi, A, lp)[0])
 
 
 def test_log_likelihood_gradients_finite_differences():
@@ -141,8 +144,8 @@ def test_long_sequence_with_zeros_and_unreachable_state_has_no_nan():
     ll, (g_lp, g_A) = jax.jit(jax.value_and_grad(logz, argnums=(0, 1)))(lp, A)
     assert np.isfinite(ll)
     assert not np.isnan(g_lp).any() and not np.isnan(g_A).any()
-    fb = jax.jit(lambda lp: msg.hmm_smoother(pi, A, lp, pairwise=True))(lp)
-    gr = jax.jit(lambda lp: msg.hmm_posterior_by_grad(pi, A, lp, pairwise=True))(lp)
+    fb = jax.jit(lambda lp: eqx.filter_jit(msg.hmm_smoother)(pi, A, lp, pairwise=True))(lp)
+    gr = jax.jit(lambda lp: eqx.filter_jit(msg.hmm_posterior_by_grad)(pi, A, lp, pairwise=True))(lp)
     assert not np.isnan(gr.pairwise).any() and not np.isnan(fb.pairwise).any()
     assert np.all(gr.pairwise[:, np.asarray(A) == 0] == 0)
     np.testing.assert_allclose(gr.marginals, fb.marginals, atol=1e-10)
@@ -158,13 +161,13 @@ def test_long_sequence_viterbi_and_parallel():
     A = jnp.array([[0.9, 0.1, 0.0], [0.0, 0.9, 0.1], [0.1, 0.0, 0.9]])
     pi = jnp.array([0.5, 0.5, 0.0])
     lp = 3.0 * jax.random.normal(jax.random.key(0), (T, 3))
-    fb = jax.jit(lambda lp: msg.hmm_smoother(pi, A, lp))(lp)
-    p1, s1 = jax.jit(lambda lp: msg.hmm_viterbi(pi, A, lp))(lp)
-    p2, s2 = jax.jit(lambda lp: msg.hmm_viterbi_by_grad(pi, A, lp))(lp)
+    fb = jax.jit(lambda lp: eqx.filter_jit(msg.hmm_smoother)(pi, A, lp))(lp)
+    p1, s1 = jax.jit(lambda lp: eqx.filter_jit(msg.hmm_viterbi)(pi, A, lp))(lp)
+    p2, s2 = jax.jit(lambda lp: eqx.filter_jit(msg.hmm_viterbi_by_grad)(pi, A, lp))(lp)
     np.testing.assert_array_equal(p1, p2)
     assert s1 == pytest.approx(float(s2), rel=1e-12)
     assert np.all(np.asarray(A)[np.asarray(p1[:-1]), np.asarray(p1[1:])] > 0)
-    par = jax.jit(lambda lp: msg.parallel_hmm_smoother(pi, A, lp))(lp)
+    par = jax.jit(lambda lp: eqx.filter_jit(msg.parallel_hmm_smoother)(pi, A, lp))(lp)
     np.testing.assert_allclose(par.marginals, fb.marginals, atol=1e-9)
     assert par.log_likelihood == pytest.approx(float(fb.log_likelihood), rel=1e-12)
 
@@ -175,8 +178,8 @@ def test_float32_long_sequence_stable():
     A = jnp.array([[0.95, 0.05, 0.0], [0.0, 0.95, 0.05], [0.05, 0.0, 0.95]], jnp.float32)
     pi = jnp.ones(3, jnp.float32) / 3
     lp = (2.0 * jax.random.normal(jax.random.key(1), (T, 3))).astype(jnp.float32)
-    gr = jax.jit(lambda lp: msg.hmm_posterior_by_grad(pi, A, lp))(lp)
-    fb = jax.jit(lambda lp: msg.hmm_smoother(pi, A, lp))(lp)
+    gr = jax.jit(lambda lp: eqx.filter_jit(msg.hmm_posterior_by_grad)(pi, A, lp))(lp)
+    fb = jax.jit(lambda lp: eqx.filter_jit(msg.hmm_smoother)(pi, A, lp))(lp)
     assert gr.marginals.dtype == jnp.float32 and np.isfinite(gr.log_likelihood)
     np.testing.assert_allclose(gr.marginals, fb.marginals, atol=2e-4)
 
@@ -184,8 +187,8 @@ def test_float32_long_sequence_stable():
 def test_mask_equals_zero_potentials():
     pi, A, lp = tiny_model(6, T=8)
     mask = jnp.array([1, 0, 1, 1, 0, 0, 1, 1], bool)
-    ref = msg.hmm_smoother(pi, A, jnp.where(mask[:, None], lp, 0.0), pairwise=True)
-    for f in (msg.hmm_smoother, msg.hmm_posterior_by_grad):
+    ref = eqx.filter_jit(msg.hmm_smoother)(pi, A, jnp.where(mask[:, None], lp, 0.0), pairwise=True)
+    for f in (eqx.filter_jit(msg.hmm_smoother), eqx.filter_jit(msg.hmm_posterior_by_grad)):
         post = f(pi, A, lp.at[1].set(jnp.nan), mask=mask, pairwise=True)
         np.testing.assert_allclose(post.marginals, ref.marginals, atol=1e-12)
         assert post.log_likelihood == pytest.approx(float(ref.log_likelihood), abs=1e-12)
@@ -198,29 +201,31 @@ def test_ragged_batch_equals_separate_runs():
     padded, lengths = msg.pad_sequences(seqs)
     assert padded.shape == (3, 9, 3)
     lls = jax.vmap(lambda lp, n: msg.hmm_log_likelihood(pi, A, lp, length=n))(padded, lengths)
-    fb = jax.vmap(lambda lp, n: msg.hmm_smoother(pi, A, lp, length=n, pairwise=True))(
+    fb = jax.vmap(
+        lambda lp, n: eqx.filter_jit(msg.hmm_smoother)(pi, A, lp, length=n, pairwise=True)
+    )(padded, lengths)
+    gr = jax.vmap(
+        lambda lp, n: eqx.filter_jit(msg.hmm_posterior_by_grad)(pi, A, lp, length=n, pairwise=True)
+    )(padded, lengths)
+    paths = jax.vmap(lambda lp, n: eqx.filter_jit(msg.hmm_viterbi)(pi, A, lp, length=n)[0])(
         padded, lengths
     )
-    gr = jax.vmap(lambda lp, n: msg.hmm_posterior_by_grad(pi, A, lp, length=n, pairwise=True))(
-        padded, lengths
-    )
-    paths = jax.vmap(lambda lp, n: msg.hmm_viterbi(pi, A, lp, length=n)[0])(padded, lengths)
     for b, s in enumerate(seqs):
         n = len(s)
-        ref = msg.hmm_smoother(pi, A, s, pairwise=True)
+        ref = eqx.filter_jit(msg.hmm_smoother)(pi, A, s, pairwise=True)
         assert lls[b] == pytest.approx(float(ref.log_likelihood), abs=1e-12)
         for post in (fb, gr):
             np.testing.assert_allclose(post.marginals[b, :n], ref.marginals, atol=1e-12)
             np.testing.assert_allclose(post.pairwise[b, : n - 1], ref.pairwise, atol=1e-12)
             assert np.all(post.marginals[b, n:] == 0) and np.all(post.pairwise[b, n - 1 :] == 0)
-        ref_path = msg.hmm_viterbi(pi, A, s)[0]
+        ref_path = eqx.filter_jit(msg.hmm_viterbi)(pi, A, s)[0]
         np.testing.assert_array_equal(paths[b, :n], ref_path)
 
 
 def test_parallel_smoother_equals_sequential():
     pi, A, lp = tiny_model(8, K=5, T=77)
-    fb = msg.hmm_smoother(pi, A, lp)
-    par = msg.parallel_hmm_smoother(pi, A, lp)
+    fb = eqx.filter_jit(msg.hmm_smoother)(pi, A, lp)
+    par = eqx.filter_jit(msg.parallel_hmm_smoother)(pi, A, lp)
     np.testing.assert_allclose(par.marginals, fb.marginals, atol=1e-12)
     np.testing.assert_allclose(par.filtered, fb.filtered, atol=1e-12)
     assert par.log_likelihood == pytest.approx(float(fb.log_likelihood), rel=1e-13)
@@ -228,7 +233,7 @@ def test_parallel_smoother_equals_sequential():
 
 def test_agrees_with_dynamax_and_hmmlearn():
     pi, A, lp = tiny_model(9, K=6, T=300, zeros=False)
-    fb = msg.hmm_smoother(pi, A, lp, pairwise=True)
+    fb = eqx.filter_jit(msg.hmm_smoother)(pi, A, lp, pairwise=True)
     dyn = dyn_smoother(pi, A, lp)
     assert fb.log_likelihood == pytest.approx(float(dyn.marginal_loglik), rel=1e-12)
     np.testing.assert_allclose(fb.marginals, dyn.smoothed_probs, atol=1e-10)
@@ -254,7 +259,9 @@ def test_sampling_statistics(getkey):
         jax.random.split(getkey(), 20_000)
     )
     freq = np.stack([np.bincount(np.asarray(samples[:, t]), minlength=3) for t in range(4)])
-    np.testing.assert_allclose(freq / 20_000, msg.hmm_smoother(pi, A, lp).marginals, atol=0.015)
+    np.testing.assert_allclose(
+        freq / 20_000, eqx.filter_jit(msg.hmm_smoother)(pi, A, lp).marginals, atol=0.015
+    )
     _, marg, pair, _, _ = brute_force(pi, A, lp)
     s = np.asarray(samples)
     for i, j in zip(*np.nonzero(np.asarray(A) == 0)):
@@ -264,13 +271,13 @@ def test_sampling_statistics(getkey):
 def test_bad_arguments_raise():
     pi, A, lp = tiny_model(0)
     with pytest.raises(ValueError, match="transition"):
-        msg.hmm_smoother(pi, A[:2], lp)
+        eqx.filter_jit(msg.hmm_smoother)(pi, A[:2], lp)
     with pytest.raises(ValueError, match="initial"):
         msg.hmm_log_likelihood(pi[:2], A, lp)
     with pytest.raises(ValueError, match="log_potentials"):
-        msg.hmm_viterbi(pi, A, lp[0])
+        eqx.filter_jit(msg.hmm_viterbi)(pi, A, lp[0])
     with pytest.raises(ValueError, match="mask"):
-        msg.hmm_smoother(pi, A, lp, mask=jnp.ones(2, bool))
+        eqx.filter_jit(msg.hmm_smoother)(pi, A, lp, mask=jnp.ones(2, bool))
     with pytest.raises(ValueError, match="length"):
         msg.hmm_sample(jax.random.key(0), pi, A, 0)
 
@@ -281,8 +288,10 @@ def test_ragged_viterbi_by_grad():
     rng = np.random.default_rng(7)
     seqs = [rng.normal(size=(n, 3)) for n in (5, 9, 2)]
     padded, lengths = msg.pad_sequences(seqs)
-    gpaths = jax.vmap(lambda lp, n: msg.hmm_viterbi_by_grad(pi, A, lp, length=n)[0])(
-        padded, lengths
-    )
+    gpaths = jax.vmap(
+        lambda lp, n: eqx.filter_jit(msg.hmm_viterbi_by_grad)(pi, A, lp, length=n)[0]
+    )(padded, lengths)
     for b, s in enumerate(seqs):
-        np.testing.assert_array_equal(gpaths[b, : len(s)], msg.hmm_viterbi(pi, A, s)[0])
+        np.testing.assert_array_equal(
+            gpaths[b, : len(s)], eqx.filter_jit(msg.hmm_viterbi)(pi, A, s)[0]
+        )

@@ -1,5 +1,6 @@
 """Kalman filter, RTS smoother, parallel versions and the smoother-from-gradient identity."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -64,8 +65,8 @@ def test_smoothers_equal_dense_conditioning(with_inputs):
     u = jnp.asarray(np.random.default_rng(1).normal(size=(T, n))) if with_inputs else None
     mean, cov, ll = dense(model, ys, u)
     for post in (
-        msg.rts_smoother(model, ys, inputs=u),
-        msg.parallel_rts_smoother(model, ys, inputs=u),
+        eqx.filter_jit(msg.rts_smoother)(model, ys, inputs=u),
+        eqx.filter_jit(msg.parallel_rts_smoother)(model, ys, inputs=u),
     ):
         assert post.log_likelihood == pytest.approx(ll, abs=1e-10)
         np.testing.assert_allclose(post.smoothed_means, mean, atol=1e-10)
@@ -73,13 +74,13 @@ def test_smoothers_equal_dense_conditioning(with_inputs):
             np.testing.assert_allclose(
                 post.smoothed_covs[t], cov[t * n : (t + 1) * n, t * n : (t + 1) * n], atol=1e-10
             )
-    cross = msg.rts_smoother(model, ys, inputs=u).smoothed_cross_covs
+    cross = eqx.filter_jit(msg.rts_smoother)(model, ys, inputs=u).smoothed_cross_covs
     for t in range(T - 1):
         np.testing.assert_allclose(
             cross[t], cov[t * n : (t + 1) * n, (t + 1) * n : (t + 2) * n], atol=1e-10
         )
     assert msg.kalman_log_likelihood(model, ys, inputs=u) == pytest.approx(ll, abs=1e-10)
-    means, _ = msg.smoothed_means_by_grad(model, ys, inputs=u)
+    means, _ = eqx.filter_jit(msg.smoothed_means_by_grad)(model, ys, inputs=u)
     np.testing.assert_allclose(means, mean, atol=1e-10)
 
 
@@ -95,8 +96,8 @@ def test_smoothers_equal_dense_conditioning(with_inputs):
 def test_identity_every_strategy_and_observation_identity(strategy):
     model = random_model(1, n=4, m=2)
     _, ys = msg.lgssm_sample(jax.random.key(1), model, 60)
-    post = msg.rts_smoother(model, ys)
-    means, g = msg.smoothed_means_by_grad(model, ys, grad=strategy)
+    post = eqx.filter_jit(msg.rts_smoother)(model, ys)
+    means, g = eqx.filter_jit(msg.smoothed_means_by_grad)(model, ys, grad=strategy)
     np.testing.assert_allclose(means, post.smoothed_means, rtol=0, atol=1e-10)
     # g_t = Q^{-1}(s_t - F s_{t-1}) for t >= 1: the costate is the smoothed noise.
     s = post.smoothed_means
@@ -116,20 +117,20 @@ def test_masked_observations():
     mean, _, ll = dense(model, ys, mask=mask)
     ys_nan = ys.at[1].set(jnp.nan)
     for post in (
-        msg.rts_smoother(model, ys_nan, mask=mask),
-        msg.parallel_rts_smoother(model, ys_nan, mask=mask),
+        eqx.filter_jit(msg.rts_smoother)(model, ys_nan, mask=mask),
+        eqx.filter_jit(msg.parallel_rts_smoother)(model, ys_nan, mask=mask),
     ):
         assert post.log_likelihood == pytest.approx(ll, abs=1e-10)
         np.testing.assert_allclose(post.smoothed_means, mean, atol=1e-10)
     np.testing.assert_allclose(
-        msg.smoothed_means_by_grad(model, ys_nan, mask=mask)[0], mean, atol=1e-10
+        eqx.filter_jit(msg.smoothed_means_by_grad)(model, ys_nan, mask=mask)[0], mean, atol=1e-10
     )
 
 
 def test_agrees_with_dynamax_short():
     model = random_model(3, n=4, m=2)
     _, ys = msg.lgssm_sample(jax.random.key(3), model, 50)
-    post = msg.rts_smoother(model, ys)
+    post = eqx.filter_jit(msg.rts_smoother)(model, ys)
     params = make_lgssm_params(
         model.initial_mean,
         model.initial_cov,
@@ -155,7 +156,7 @@ def test_agrees_with_dynamax_and_parallel_long():
         model.emission_cov,
     )
     _, ys = msg.lgssm_sample(jax.random.key(3), model, 2000)
-    post = jax.jit(lambda y: msg.rts_smoother(model, y))(ys)
+    post = jax.jit(lambda y: eqx.filter_jit(msg.rts_smoother)(model, y))(ys)
     params = make_lgssm_params(
         model.initial_mean,
         model.initial_cov,
@@ -168,13 +169,13 @@ def test_agrees_with_dynamax_and_parallel_long():
     assert post.log_likelihood == pytest.approx(float(ref.marginal_loglik), rel=1e-10)
     np.testing.assert_allclose(post.smoothed_means, ref.smoothed_means, atol=1e-7)
     np.testing.assert_allclose(post.smoothed_covs, ref.smoothed_covariances, atol=1e-7)
-    par = jax.jit(lambda y: msg.parallel_rts_smoother(model, y))(ys)
+    par = jax.jit(lambda y: eqx.filter_jit(msg.parallel_rts_smoother)(model, y))(ys)
     np.testing.assert_allclose(par.smoothed_means, post.smoothed_means, atol=1e-10)
     np.testing.assert_allclose(par.smoothed_covs, post.smoothed_covs, atol=1e-10)
     assert par.log_likelihood == pytest.approx(float(post.log_likelihood), rel=1e-12)
-    filt = jax.jit(lambda y: msg.parallel_kalman_filter(model, y))(ys)
+    filt = jax.jit(lambda y: eqx.filter_jit(msg.parallel_kalman_filter)(model, y))(ys)
     np.testing.assert_allclose(filt.filtered_means, post.filtered_means, atol=1e-10)
-    means = jax.jit(lambda y: msg.smoothed_means_by_grad(model, y)[0])(ys)
+    means = jax.jit(lambda y: eqx.filter_jit(msg.smoothed_means_by_grad)(model, y)[0])(ys)
     np.testing.assert_allclose(means, post.smoothed_means, atol=1e-9)
 
 
@@ -207,6 +208,6 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="ys"):
         msg.kalman_filter(model, jnp.zeros((5, 3)))
     with pytest.raises(ValueError, match="inputs"):
-        msg.rts_smoother(model, jnp.zeros((5, 2)), inputs=jnp.zeros((4, 3)))
+        eqx.filter_jit(msg.rts_smoother)(model, jnp.zeros((5, 2)), inputs=jnp.zeros((4, 3)))
     with pytest.raises(ValueError, match="dynamics"):
         msg.LGSSM(jnp.zeros(2), jnp.eye(2), jnp.eye(3), jnp.eye(2), jnp.ones((1, 2)), jnp.eye(1))

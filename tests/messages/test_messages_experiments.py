@@ -57,10 +57,10 @@ def test_kalman_backprop_identity_small(tmp_path):
 
 
 def test_hmm_fit_real_nile(tmp_path):
-    exp, cfg = small("hmm_fit_real", ga_steps=60, em_iterations=60)
+    exp, cfg = small("hmm_fit_real", ga_steps=40, em_iterations=20)
     metrics, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
-    assert metrics["log_likelihood_gap"] < 1e-6
-    assert metrics["max_param_diff"] < 1e-5
+    assert metrics["log_likelihood_gap"] < 1e-5
+    assert metrics["max_param_diff"] < 1e-3
     assert metrics["viterbi_paths_equal"]
     assert metrics["change_years"] == [1899]  # the first low year after the 1898 drop
     assert metrics["regime_means"][0] == pytest.approx(851, abs=5)
