@@ -109,6 +109,7 @@ def test_identity_every_strategy_and_observation_identity(strategy):
     np.testing.assert_allclose(s @ model.emission.T, ys + gy @ model.emission_cov.T, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_masked_observations():
     model = random_model(2)
     T = 8
@@ -127,6 +128,7 @@ def test_masked_observations():
     )
 
 
+@pytest.mark.slow
 def test_agrees_with_dynamax_short():
     model = random_model(3, n=4, m=2)
     _, ys = msg.lgssm_sample(jax.random.key(3), model, 50)

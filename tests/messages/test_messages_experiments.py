@@ -56,6 +56,7 @@ def test_kalman_backprop_identity_small(tmp_path):
     assert (run_dir / "identity_error.png").exists()
 
 
+@pytest.mark.slow
 def test_hmm_fit_real_nile(tmp_path):
     exp, cfg = small("hmm_fit_real", ga_steps=40, em_iterations=20)
     metrics, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
