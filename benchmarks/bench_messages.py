@@ -96,8 +96,8 @@ def bench_hmm(K, T, repeats, parallel):
 
     ours = jax.jit(lambda pi, A, lp: msg.hmm_smoother(pi, A, lp).marginals)
     ours_pairs = jax.jit(
-        lambda pi, A, lp: (lambda p: (p.marginals, p.pairwise.sum(0)))(
-            msg.hmm_smoother(pi, A, lp, pairwise=True)
+        lambda pi, A, lp: (lambda p: (p.marginals, p.transition_counts))(
+            msg.hmm_smoother(pi, A, lp, transition_counts=True)
         )
     )
     ours_grad = jax.jit(lambda pi, A, lp: msg.hmm_posterior_by_grad(pi, A, lp).marginals)
@@ -230,12 +230,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="T = 1,000, K = 10 only")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--only", choices=["hmm10", "hmm100", "lgssm"], nargs="*", help="run these rows only"
+    )
     a = parser.parse_args()
     T = 1000 if a.quick else 10_000
-    bench_hmm(10, T, a.repeats, parallel=True)
-    if not a.quick:
+    only = set(a.only or ["hmm10", "hmm100", "lgssm"])
+    if "hmm10" in only:
+        bench_hmm(10, T, a.repeats, parallel=True)
+    if "hmm100" in only and not a.quick:
         bench_hmm(100, T, max(3, a.repeats // 3), parallel=False)
-    bench_lgssm(4, 2, T, a.repeats)
+    if "lgssm" in only:
+        bench_lgssm(4, 2, T, a.repeats)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ class HMMPosterior(NamedTuple):
     """p(z_t | y_{0:T-1}); zero rows past `length`."""
     pairwise: Float[Array, "t-1 k k"] | None = None
     """p(z_t = i, z_{t+1} = j | y); `None` unless asked for."""
+    transition_counts: Float[Array, "k k"] | None = None
+    """sum_t p(z_t = i, z_{t+1} = j | y) (what EM needs); `None` unless asked for."""
 
 
 # --- argument checks -------------------------------------------------------------
@@ -190,6 +192,7 @@ def hmm_smoother(
     mask: Array | None = None,
     length: Int[Array, ""] | int | None = None,
     pairwise: bool = False,
+    transition_counts: bool = False,
 ) -> HMMPosterior:
     """Gives the smoothed marginals p(z_t | y) by the forward-backward algorithm.
 
@@ -198,7 +201,9 @@ def hmm_smoother(
     beta_t = A_t (b_{t+1} * beta_{t+1}) / c_{t+1}, and the marginals are p_t * beta_t.
 
     **Arguments:** as `hmm_log_likelihood`; `pairwise=True` also gives the pairwise
-    marginals p(z_t = i, z_{t+1} = j | y), shape (T - 1, K, K).
+    marginals p(z_t = i, z_{t+1} = j | y), shape (T - 1, K, K); `transition_counts=True`
+    gives their sum over t, shape (K, K), without forming the (T - 1, K, K) array (for a
+    fixed transition matrix it is A * (filtered^T r), one matrix product).
 
     **Returns:** an `HMMPosterior`.
 
@@ -251,7 +256,14 @@ def hmm_smoother(
         pairs = filtered[:-1, :, None] * A * rs[:, None, :]
         if active is not None:
             pairs = jnp.where(active[1:, None, None], pairs, 0.0)
-    return HMMPosterior(logz, filtered, marginals, pairs)
+    counts = None
+    if transition_counts:
+        r = rs if active is None else jnp.where(active[1:, None], rs, 0.0)
+        if transition.ndim == 2:
+            counts = transition * (filtered[:-1].T @ r)
+        else:
+            counts = jnp.einsum("ti,tij,tj->ij", filtered[:-1], transition, r)
+    return HMMPosterior(logz, filtered, marginals, pairs, counts)
 
 
 def hmm_posterior_by_grad(

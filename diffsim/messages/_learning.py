@@ -130,9 +130,11 @@ class GaussianHMM(eqx.Module):
 
 @eqx.filter_jit
 def _hmm_em_step(model: GaussianHMM, ys, min_scale, learn_initial):
-    post = model.smoother(ys, pairwise=True)
+    post = hmm_smoother(
+        model.initial, model.transition, model.log_potentials(ys), transition_counts=True
+    )
     g = post.marginals
-    counts = jnp.sum(post.pairwise, axis=0)
+    counts = post.transition_counts
     with jax.numpy_dtype_promotion("standard"):
         initial_logits = jnp.log(g[0]) if learn_initial else model.initial_logits
         transition_logits = jnp.log(counts / jnp.sum(counts, axis=1, keepdims=True))

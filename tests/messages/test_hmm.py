@@ -295,3 +295,13 @@ def test_ragged_viterbi_by_grad():
         np.testing.assert_array_equal(
             gpaths[b, : len(s)], eqx.filter_jit(msg.hmm_viterbi)(pi, A, s)[0]
         )
+
+
+def test_transition_counts_equal_summed_pairwise():
+    pi, A, lp = tiny_model(11, K=3, T=9)
+    post = eqx.filter_jit(msg.hmm_smoother)(pi, A, lp, pairwise=True, transition_counts=True)
+    np.testing.assert_allclose(post.transition_counts, post.pairwise.sum(0), atol=1e-13)
+    post = eqx.filter_jit(msg.hmm_smoother)(
+        pi, A, lp, length=5, pairwise=True, transition_counts=True
+    )
+    np.testing.assert_allclose(post.transition_counts, post.pairwise.sum(0), atol=1e-13)
