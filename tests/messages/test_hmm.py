@@ -200,16 +200,20 @@ def test_ragged_batch_equals_separate_runs():
     seqs = [rng.normal(size=(n, 3)) for n in (5, 9, 2)]
     padded, lengths = msg.pad_sequences(seqs)
     assert padded.shape == (3, 9, 3)
-    lls = jax.vmap(lambda lp, n: msg.hmm_log_likelihood(pi, A, lp, length=n))(padded, lengths)
-    fb = jax.vmap(
-        lambda lp, n: eqx.filter_jit(msg.hmm_smoother)(pi, A, lp, length=n, pairwise=True)
-    )(padded, lengths)
-    gr = jax.vmap(
-        lambda lp, n: eqx.filter_jit(msg.hmm_posterior_by_grad)(pi, A, lp, length=n, pairwise=True)
-    )(padded, lengths)
-    paths = jax.vmap(lambda lp, n: eqx.filter_jit(msg.hmm_viterbi)(pi, A, lp, length=n)[0])(
-        padded, lengths
-    )
+
+    @jax.jit
+    def batch(padded, lengths):
+        def one(lp, n):
+            return (
+                msg.hmm_log_likelihood(pi, A, lp, length=n),
+                msg.hmm_smoother(pi, A, lp, length=n, pairwise=True),
+                msg.hmm_posterior_by_grad(pi, A, lp, length=n, pairwise=True),
+                msg.hmm_viterbi(pi, A, lp, length=n)[0],
+            )
+
+        return jax.vmap(one)(padded, lengths)
+
+    lls, fb, gr, paths = batch(padded, lengths)
     for b, s in enumerate(seqs):
         n = len(s)
         ref = eqx.filter_jit(msg.hmm_smoother)(pi, A, s, pairwise=True)
