@@ -21,22 +21,22 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._custom_types import Array, Float, Int, PRNGKeyArray
+from .._custom_types import Array, ArrayLike, Float, Int, PRNGKeyArray
 from .._rollout import BPTT, AbstractGradient, rollout
 
 
 class HMMPosterior(NamedTuple):
     """What the HMM smoothers give."""
 
-    log_likelihood: Float[Array, ""]
+    log_likelihood: Float[ArrayLike, ""]
     """log p(y_{0:T-1}) (the log partition function of the chain)."""
-    filtered: Float[Array, "t k"]
+    filtered: Float[ArrayLike, "t k"]
     """p(z_t | y_{0:t}); zero rows past `length`."""
-    marginals: Float[Array, "t k"]
+    marginals: Float[ArrayLike, "t k"]
     """p(z_t | y_{0:T-1}); zero rows past `length`."""
-    pairwise: Float[Array, "t-1 k k"] | None = None
+    pairwise: Float[ArrayLike, "t-1 k k"] | None = None
     """p(z_t = i, z_{t+1} = j | y); `None` unless asked for."""
-    transition_counts: Float[Array, "k k"] | None = None
+    transition_counts: Float[ArrayLike, "k k"] | None = None
     """sum_t p(z_t = i, z_{t+1} = j | y) (what EM needs); `None` unless asked for."""
 
 
@@ -119,9 +119,9 @@ def _forward(initial, transition, log_potentials, active, grad, keep):
 
 
 def hmm_log_likelihood(
-    initial: Float[Array, " k"],
-    transition: Float[Array, "k k"] | Float[Array, "t-1 k k"],
-    log_potentials: Float[Array, "t k"],
+    initial: Float[ArrayLike, " k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
     length: Int[Array, ""] | int | None = None,
@@ -163,9 +163,9 @@ def hmm_log_likelihood(
 
 
 def hmm_filter(
-    initial: Float[Array, " k"],
-    transition: Float[Array, "k k"] | Float[Array, "t-1 k k"],
-    log_potentials: Float[Array, "t k"],
+    initial: Float[ArrayLike, " k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
     length: Int[Array, ""] | int | None = None,
@@ -185,9 +185,9 @@ def hmm_filter(
 
 
 def hmm_smoother(
-    initial: Float[Array, " k"],
-    transition: Float[Array, "k k"] | Float[Array, "t-1 k k"],
-    log_potentials: Float[Array, "t k"],
+    initial: Float[ArrayLike, " k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
     length: Int[Array, ""] | int | None = None,
@@ -267,9 +267,9 @@ def hmm_smoother(
 
 
 def hmm_posterior_by_grad(
-    initial: Float[Array, " k"],
-    transition: Float[Array, "k k"] | Float[Array, "t-1 k k"],
-    log_potentials: Float[Array, "t k"],
+    initial: Float[ArrayLike, " k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
     length: Int[Array, ""] | int | None = None,
@@ -357,9 +357,9 @@ def _max_forward(initial, transition, log_potentials, active, grad, keep_pointer
 
 
 def hmm_max_score(
-    initial: Float[Array, " k"],
-    transition: Float[Array, "k k"] | Float[Array, "t-1 k k"],
-    log_potentials: Float[Array, "t k"],
+    initial: Float[ArrayLike, " k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
     length: Int[Array, ""] | int | None = None,
@@ -379,9 +379,9 @@ def hmm_max_score(
 
 
 def hmm_viterbi(
-    initial: Float[Array, " k"],
-    transition: Float[Array, "k k"] | Float[Array, "t-1 k k"],
-    log_potentials: Float[Array, "t k"],
+    initial: Float[ArrayLike, " k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
     length: Int[Array, ""] | int | None = None,
@@ -421,9 +421,9 @@ def hmm_viterbi(
 
 
 def hmm_viterbi_by_grad(
-    initial: Float[Array, " k"],
-    transition: Float[Array, "k k"] | Float[Array, "t-1 k k"],
-    log_potentials: Float[Array, "t k"],
+    initial: Float[ArrayLike, " k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
     length: Int[Array, ""] | int | None = None,
@@ -452,8 +452,8 @@ def hmm_viterbi_by_grad(
 
 def hmm_sample(
     key: PRNGKeyArray,
-    initial: Float[Array, " k"],
-    transition: Float[Array, "k k"],
+    initial: Float[ArrayLike, " k"],
+    transition: Float[ArrayLike, "k k"],
     length: int,
 ) -> Int[Array, " t"]:
     """Gives a state path z_0..z_{T-1} drawn from the Markov chain (a rollout).
@@ -482,9 +482,9 @@ def hmm_sample(
 
 def hmm_posterior_sample(
     key: PRNGKeyArray,
-    initial: Float[Array, " k"],
-    transition: Float[Array, "k k"] | Float[Array, "t-1 k k"],
-    log_potentials: Float[Array, "t k"],
+    initial: Float[ArrayLike, " k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
 ) -> Int[Array, " t"]:
@@ -551,9 +551,9 @@ def _normalised_matmul(x, y):
 
 
 def parallel_hmm_smoother(
-    initial: Float[Array, " k"],
-    transition: Float[Array, "k k"] | Float[Array, "t-1 k k"],
-    log_potentials: Float[Array, "t k"],
+    initial: Float[ArrayLike, " k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
 ) -> HMMPosterior:

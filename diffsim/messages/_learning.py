@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, Float, Int, PRNGKeyArray
+from .._custom_types import Array, ArrayLike, Float, Int, PRNGKeyArray
 from .._rollout import BPTT, AbstractGradient
 from ._hmm import HMMPosterior, hmm_log_likelihood, hmm_sample, hmm_smoother, hmm_viterbi
 from ._lgssm import LGSSM, kalman_log_likelihood, rts_smoother
@@ -44,10 +44,10 @@ class GaussianHMM(eqx.Module):
     ```
     """
 
-    initial_logits: Float[Array, " k"]
-    transition_logits: Float[Array, "k k"]
-    means: Float[Array, "k d"]
-    log_scales: Float[Array, "k d"]
+    initial_logits: Float[ArrayLike, " k"]
+    transition_logits: Float[ArrayLike, "k k"]
+    means: Float[ArrayLike, "k d"]
+    log_scales: Float[ArrayLike, "k d"]
 
     def __check_init__(self):
         K = jnp.shape(self.initial_logits)[0]
@@ -148,7 +148,7 @@ def _hmm_em_step(model: GaussianHMM, ys, min_scale, learn_initial):
 
 def hmm_em(
     model: GaussianHMM,
-    ys: Float[Array, "t d"],
+    ys: Float[ArrayLike, "t d"],
     *,
     iterations: int,
     tol: float = 0.0,
@@ -208,9 +208,9 @@ class LGSSMParams(eqx.Module):
     ```
     """
 
-    dynamics: Float[Array, "n n"]
-    dynamics_cov_raw: Float[Array, "n n"]
-    emission_cov_raw: Float[Array, "m m"]
+    dynamics: Float[ArrayLike, "n n"]
+    dynamics_cov_raw: Float[ArrayLike, "n n"]
+    emission_cov_raw: Float[ArrayLike, "m m"]
     fixed: LGSSM
 
     @staticmethod
@@ -270,7 +270,7 @@ def _lgssm_em_step(model: LGSSM, ys):
 
 def lgssm_em(
     model: LGSSM,
-    ys: Float[Array, "t m"],
+    ys: Float[ArrayLike, "t m"],
     *,
     iterations: int,
     tol: float = 0.0,

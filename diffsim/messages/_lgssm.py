@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, Float, PRNGKeyArray
+from .._custom_types import Array, ArrayLike, Float, PRNGKeyArray
 from .._rollout import BPTT, AbstractGradient, rollout
 
 
@@ -62,12 +62,12 @@ class LGSSM(eqx.Module):
     ```
     """
 
-    initial_mean: Float[Array, " n"]
-    initial_cov: Float[Array, "n n"]
-    dynamics: Float[Array, "n n"]
-    dynamics_cov: Float[Array, "n n"]
-    emission: Float[Array, "m n"]
-    emission_cov: Float[Array, "m m"]
+    initial_mean: Float[ArrayLike, " n"]
+    initial_cov: Float[ArrayLike, "n n"]
+    dynamics: Float[ArrayLike, "n n"]
+    dynamics_cov: Float[ArrayLike, "n n"]
+    emission: Float[ArrayLike, "m n"]
+    emission_cov: Float[ArrayLike, "m m"]
 
     def __check_init__(self):
         n = jnp.shape(self.initial_mean)[0] if jnp.ndim(self.initial_mean) == 1 else None
@@ -99,23 +99,23 @@ class LGSSM(eqx.Module):
 class KalmanFilterResult(NamedTuple):
     """What `kalman_filter` gives."""
 
-    log_likelihood: Float[Array, ""]
-    filtered_means: Float[Array, "t n"]
-    filtered_covs: Float[Array, "t n n"]
-    predicted_means: Float[Array, "t n"]
+    log_likelihood: Float[ArrayLike, ""]
+    filtered_means: Float[ArrayLike, "t n"]
+    filtered_covs: Float[ArrayLike, "t n n"]
+    predicted_means: Float[ArrayLike, "t n"]
     """E[x_t | y_{0:t-1}] (with u_t added)."""
-    predicted_covs: Float[Array, "t n n"]
+    predicted_covs: Float[ArrayLike, "t n n"]
 
 
 class LGSSMPosterior(NamedTuple):
     """What the smoothers give."""
 
-    log_likelihood: Float[Array, ""]
-    filtered_means: Float[Array, "t n"]
-    filtered_covs: Float[Array, "t n n"]
-    smoothed_means: Float[Array, "t n"]
-    smoothed_covs: Float[Array, "t n n"]
-    smoothed_cross_covs: Float[Array, "t-1 n n"] | None = None
+    log_likelihood: Float[ArrayLike, ""]
+    filtered_means: Float[ArrayLike, "t n"]
+    filtered_covs: Float[ArrayLike, "t n n"]
+    smoothed_means: Float[ArrayLike, "t n"]
+    smoothed_covs: Float[ArrayLike, "t n n"]
+    smoothed_cross_covs: Float[ArrayLike, "t-1 n n"] | None = None
     """Cov(x_t, x_{t+1} | y) (sequential smoother only)."""
 
 
@@ -190,9 +190,9 @@ def _filter(model, ys, inputs, mask, grad, keep):
 
 def kalman_filter(
     model: LGSSM,
-    ys: Float[Array, "t m"],
+    ys: Float[ArrayLike, "t m"],
     *,
-    inputs: Float[Array, "t n"] | None = None,
+    inputs: Float[ArrayLike, "t n"] | None = None,
     mask: Array | None = None,
     grad: AbstractGradient = BPTT(),
 ) -> KalmanFilterResult:
@@ -224,9 +224,9 @@ def kalman_filter(
 
 def kalman_log_likelihood(
     model: LGSSM,
-    ys: Float[Array, "t m"],
+    ys: Float[ArrayLike, "t m"],
     *,
-    inputs: Float[Array, "t n"] | None = None,
+    inputs: Float[ArrayLike, "t n"] | None = None,
     mask: Array | None = None,
     grad: AbstractGradient = BPTT(),
 ) -> Float[Array, ""]:
@@ -240,9 +240,9 @@ def kalman_log_likelihood(
 
 def rts_smoother(
     model: LGSSM,
-    ys: Float[Array, "t m"],
+    ys: Float[ArrayLike, "t m"],
     *,
-    inputs: Float[Array, "t n"] | None = None,
+    inputs: Float[ArrayLike, "t n"] | None = None,
     mask: Array | None = None,
 ) -> LGSSMPosterior:
     """Gives the smoothed moments p(x_t | y_{0:T-1}) by the Rauch-Tung-Striebel smoother.
@@ -278,9 +278,9 @@ def rts_smoother(
 
 def smoothed_means_by_grad(
     model: LGSSM,
-    ys: Float[Array, "t m"],
+    ys: Float[ArrayLike, "t m"],
     *,
-    inputs: Float[Array, "t n"] | None = None,
+    inputs: Float[ArrayLike, "t n"] | None = None,
     mask: Array | None = None,
     grad: AbstractGradient = BPTT(),
 ) -> tuple[Float[Array, "t n"], Float[Array, "t n"]]:
@@ -416,9 +416,9 @@ def _parallel_filter(model, ys, inputs, mask):
 
 def parallel_kalman_filter(
     model: LGSSM,
-    ys: Float[Array, "t m"],
+    ys: Float[ArrayLike, "t m"],
     *,
-    inputs: Float[Array, "t n"] | None = None,
+    inputs: Float[ArrayLike, "t n"] | None = None,
     mask: Array | None = None,
 ) -> KalmanFilterResult:
     """Gives `kalman_filter`'s results by an associative scan (O(log T) depth).
@@ -433,9 +433,9 @@ def parallel_kalman_filter(
 
 def parallel_rts_smoother(
     model: LGSSM,
-    ys: Float[Array, "t m"],
+    ys: Float[ArrayLike, "t m"],
     *,
-    inputs: Float[Array, "t n"] | None = None,
+    inputs: Float[ArrayLike, "t n"] | None = None,
     mask: Array | None = None,
 ) -> LGSSMPosterior:
     """Gives `rts_smoother`'s smoothed moments by two associative scans (O(log T) depth).

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-Values = tuple[Float[Array, "batch _"], ...]
+Values = tuple[Float[Array, "*batch _"], ...]
 
 
 def _identity(x):

@@ -66,9 +66,9 @@ class PredictiveCoding(AbstractRule):
     plain PC, pi -> 0 tends to backprop).
     """
 
-    rate: float = 0.1
+    rate: float | Float[Array, ""] = 0.1
     inference: AbstractInference = FixedIterations(20)
-    output_precision: float = 1.0
+    output_precision: float | Float[Array, ""] = 1.0
 
     def signals(self, net, x, y):
         pi = self.output_precision
@@ -83,7 +83,7 @@ class FixedPredictionPC(AbstractRule):
     with other rates/iterations it converges to it. See `infer_fixed_prediction`.
     """
 
-    rate: float = 1.0
+    rate: float | Float[Array, ""] = 1.0
     inference: AbstractInference | None = None
 
     def signals(self, net, x, y):

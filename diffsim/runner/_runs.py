@@ -262,12 +262,15 @@ def run_experiment(
 
     `out` is the run directory to create (it must not exist, or be empty; `None`: a new
     one under `runs/`), or, with `resume=True`, an existing run directory to continue
-    (then `cfg` must be `None`: a run continues with its saved config).
+    (a run continues with its saved config; a `cfg` given must equal it).
     """
     if resume:
-        if cfg is not None:
-            raise RunError("run_experiment: resume continues a run with its saved config")
         plan = plan_run(resume=out)
+        if cfg is not None and cfg != plan.config:
+            raise RunError(
+                f"run_experiment: resume continues {out} with its saved config, which differs "
+                "from the config given"
+            )
     else:
         exp = experiment if isinstance(experiment, Experiment) else find_experiment(experiment)
         cfg = exp.config_cls() if cfg is None else cfg

@@ -272,7 +272,7 @@ def test_sampling_statistics(getkey):
         assert not np.any((s[:, :-1] == i) & (s[:, 1:] == j))
 
 
-def test_bad_arguments_raise():
+def test_bad_arguments_raise(unchecked):
     pi, A, lp = tiny_model(0)
     with pytest.raises(ValueError, match="transition"):
         eqx.filter_jit(msg.hmm_smoother)(pi, A[:2], lp)

@@ -205,7 +205,7 @@ def eqx_replace(model, F):
     )
 
 
-def test_bad_arguments_raise():
+def test_bad_arguments_raise(unchecked):
     model = random_model(0)
     with pytest.raises(ValueError, match="ys"):
         msg.kalman_filter(model, jnp.zeros((5, 3)))

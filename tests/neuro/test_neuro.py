@@ -312,7 +312,7 @@ def test_pc_on_a_computation_graph_equals_backprop(getkey):
         neuro.ComputationGraph(1, [neuro.Node(lambda p, h: h, (1,), jnp.ones(()))])
 
 
-def test_bad_arguments_are_named(getkey):
+def test_bad_arguments_are_named(unchecked, getkey):
     net, x, y = problem(getkey)
     with pytest.raises(ValueError, match="rate"):
         neuro.infer(net, x, y, rate=0.0)
