@@ -91,7 +91,7 @@ def graph_pc_gradients(
     inputs: Sequence,
     loss: Callable,
     *,
-    rate: float = 1.0,
+    rate: float | Float[Array, ""] = 1.0,
     inference: AbstractInference | None = None,
 ) -> GraphInference:
     """Gives the parameter gradient of `loss(graph(*inputs))` by predictive coding on the graph.

@@ -121,7 +121,9 @@ def _check_batch(net, x, y):
         raise ValueError(f"y must have shape ({x.shape[0]}, {nL}), got {y.shape}")
 
 
-def value_gradients(net: MLP, values: Values, output_precision: float = 1.0) -> Values:
+def value_gradients(
+    net: MLP, values: Values, output_precision: float | Float[Array, ""] = 1.0
+) -> Values:
     """Gives dF/dx_l for the hidden layers l = 1..L-1, from local quantities only.
 
     F = 1/2 sum_{l<L} ||e_l||^2 + pi/2 ||e_L||^2 with pi = `output_precision`, and
@@ -148,9 +150,9 @@ def infer(
     x: Float[Array, "batch n0"],
     y: Float[Array, "batch nL"],
     *,
-    rate: float = 0.1,
+    rate: float | Float[Array, ""] = 0.1,
     inference: AbstractInference = FixedIterations(20),
-    output_precision: float = 1.0,
+    output_precision: float | Float[Array, ""] = 1.0,
 ) -> Inference:
     """Gives the values a predictive coding network settles to with input and target clamped.
 
@@ -209,7 +211,7 @@ def infer_fixed_prediction(
     x: Float[Array, "batch n0"],
     y: Float[Array, "batch nL"],
     *,
-    rate: float = 1.0,
+    rate: float | Float[Array, ""] = 1.0,
     inference: AbstractInference | None = None,
 ) -> Inference:
     """Gives PC inference under the fixed-prediction assumption (Millidge et al. 2022).

@@ -119,7 +119,9 @@ class MLP(eqx.Module):
         """Gives the error nodes `(e_1, ..., e_L)`, e_l = x_l - W_l f(x_{l-1}) - b_l."""
         return tuple(v - layer(p) for layer, p, v in zip(self.layers, values[:-1], values[1:]))
 
-    def energy(self, values: Values, output_precision: float = 1.0) -> Float[Array, ""]:
+    def energy(
+        self, values: Values, output_precision: float | Float[Array, ""] = 1.0
+    ) -> Float[Array, ""]:
         """Gives F = 1/2 sum_{l<L} ||e_l||^2 + pi/2 ||e_L||^2, summed over the batch
         (unit precisions in the hidden layers, pi = `output_precision` at the output)."""
         errs = self.errors(values)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from diffsim.runner import find_experiment, load_config, run_experiment
+from diffsim.runner import find_experiment, load_config, run_experiment, to_toml
 
 NAMES = ["pc_vs_backprop_alignment", "pc_train_digits", "pc_train_mnist"]
 
@@ -54,11 +54,13 @@ def test_train_digits_small_and_resume(tmp_path):
     assert (run_dir / "learning_curves.png").stat().st_size > 20_000
     # An interrupted run (checkpoint at step 30) resumed to 60 ends exactly where the
     # uninterrupted one did.
-    short = dataclasses.replace(cfg, rules=["pc"], steps=30)
-    run_experiment(exp, short, tmp_path / "cut", quiet=True)
-    resumed, _ = run_experiment(
-        exp, dataclasses.replace(short, steps=60), tmp_path / "cut", resume=True, quiet=True
-    )
+    # A 30-step run, then made to look like the 60-step run killed right after its step-30
+    # checkpoint: its config says 60 steps and it has no final metrics.
+    cut = tmp_path / "cut"
+    run_experiment(exp, dataclasses.replace(cfg, steps=30), cut, quiet=True)
+    (cut / "metrics.json").unlink()
+    (cut / "config.toml").write_text(to_toml({"experiment": exp.name, **dataclasses.asdict(cfg)}))
+    resumed, _ = run_experiment(exp, None, cut, resume=True, quiet=True)
     assert resumed["pc_test_accuracy"] == m["pc_test_accuracy"]
     a = (run_dir / "train" / "pc" / "metrics.jsonl").read_text().splitlines()
     b = (tmp_path / "cut" / "train" / "pc" / "metrics.jsonl").read_text().splitlines()
