@@ -32,7 +32,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from diffsim.molecular._models import MLP, AbstractEnergyModel, Edges
+from diffsim.potentials import AbstractEnergyModel, Edges, mlp, per_row
 
 
 def _radial_mlp(n_in: int, hidden: Sequence[int], n_out: int, *, key) -> list[tuple]:
@@ -154,7 +154,7 @@ class E3nnNequIP(AbstractEnergyModel):
     hidden: str = eqx.field(static=True)
     embedding: jax.Array
     interactions: tuple[NequIPLayer, ...]
-    readout: MLP
+    readout: eqx.nn.MLP
     e_ref: jax.Array
     scale: jax.Array
 
@@ -196,7 +196,7 @@ class E3nnNequIP(AbstractEnergyModel):
             )
             irreps = blocks[-1].irreps_out
         self.interactions = tuple(blocks)
-        self.readout = MLP(n_scalars, n_scalars // 2 or 1, 1, key=keys[-1])
+        self.readout = mlp(n_scalars, n_scalars // 2 or 1, 1, key=keys[-1])
         self.e_ref = jnp.zeros((len(self.elements),))
         self.scale = jnp.ones(())
 
@@ -208,7 +208,7 @@ class E3nnNequIP(AbstractEnergyModel):
         h = e3nn.IrrepsArray(f"{self.embedding.shape[1]}x0e", self.embedding.astype(dtype)[species])
         for layer in self.interactions:
             h = layer(h, species, edges)
-        return self.readout(h.filter(keep="0e").array)[:, 0]
+        return per_row(self.readout, h.filter(keep="0e").array)[:, 0]
 
 
 def count_parameters(model) -> int:

@@ -1,6 +1,6 @@
 """Reference datasets for learned potentials: generated once, cached under data/.
 
-`system` picks the generator in `diffsim.molecular`: a molecule labelled by GFN2-xTB
+`system` picks the generator in `diffsim.potentials`: a molecule labelled by GFN2-xTB
 (ethanol, malonaldehyde; needs `pip install 'diffsim[xtb]'`), bulk copper labelled by
 EMT (strained cells and MD), or Lennard-Jones argon clusters. The dataset is written to
 the cache file (`output`, or `data/<system>_<method>_<n>_seed<seed>.extxyz`) unless that
