@@ -32,7 +32,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from diffsim.potentials import AbstractEnergyModel, Edges, mlp, per_row
+from diffsim.potentials import MLP, AbstractEnergyModel, Edges, mlp, per_row
 
 
 def _radial_mlp(n_in: int, hidden: Sequence[int], n_out: int, *, key) -> list[tuple]:
@@ -154,7 +154,7 @@ class E3nnNequIP(AbstractEnergyModel):
     hidden: str = eqx.field(static=True)
     embedding: jax.Array
     interactions: tuple[NequIPLayer, ...]
-    readout: eqx.nn.MLP
+    readout: MLP
     e_ref: jax.Array
     scale: jax.Array
 

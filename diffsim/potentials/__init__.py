@@ -35,6 +35,7 @@ from ._cache import (
 from ._dataset import Dataset as Dataset, dataset_statistics as dataset_statistics
 from ._files import load_dataset as load_dataset, save_dataset as save_dataset
 from ._layers import (
+    MLP as MLP,
     Edges as Edges,
     bessel_basis as bessel_basis,
     build_edges as build_edges,

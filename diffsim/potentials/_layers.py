@@ -5,9 +5,10 @@ each unordered pair once, with its distance, unit vector, a sine (Bessel) radial
 and a polynomial envelope that goes to zero at the cutoff with its first two
 derivatives (DimeNet, p = 6), so energies and forces are continuous as atoms cross it.
 
-The dense layers are equinox's own (`eqx.nn.Linear`, `eqx.nn.MLP`, `eqx.nn.Embedding`);
-`linear`, `mlp` and `per_row` make them with the LeCun-normal initialisation of the
-SchNet and PaiNN reference codes and apply them over leading axes.
+The dense layers are equinox's own `eqx.nn.Linear` and `eqx.nn.Embedding`; `MLP` is two
+`eqx.nn.Linear` around an activation (see its docstring for why not `eqx.nn.MLP`).
+`linear` and `mlp` make them with the LeCun-normal initialisation of the SchNet and
+PaiNN reference codes; `per_row` applies them over leading axes.
 """
 
 from __future__ import annotations
@@ -117,6 +118,23 @@ def linear(n_in: int, n_out: int, *, key: PRNGKeyArray, bias: bool = True) -> eq
     return layer
 
 
+class MLP(eqx.Module):
+    """Linear -> activation -> Linear on one feature vector, from two `eqx.nn.Linear`.
+
+    `eqx.nn.MLP(depth=1)` computes the same, but keeps its activation as a pytree leaf
+    (a function, vmapped per neuron to allow learnt activations): a model holding one is
+    then not a tree of arrays, so `jax.jit` cannot take it as an argument. Here the
+    activation is a static field and every leaf is an array.
+    """
+
+    hidden: eqx.nn.Linear
+    output: eqx.nn.Linear
+    activation: Callable[[Array], Array] = eqx.field(static=True)
+
+    def __call__(self, x: Float[Array, " i"]) -> Float[Array, " o"]:
+        return self.output(self.activation(self.hidden(x)))
+
+
 def mlp(
     n_in: int,
     n_hidden: int,
@@ -124,13 +142,11 @@ def mlp(
     *,
     key: PRNGKeyArray,
     activation: Callable[[Array], Array] = jax.nn.silu,
-) -> eqx.nn.MLP:
-    """Gives `eqx.nn.MLP` with one hidden layer (Linear -> activation -> Linear),
-    LeCun-normal weights and zero biases."""
-    net = eqx.nn.MLP(n_in, n_out, n_hidden, depth=1, activation=activation, key=key)
+) -> MLP:
+    """Gives an `MLP` (Linear -> activation -> Linear) with LeCun-normal weights and zero
+    biases."""
     k1, k2 = jax.random.split(key)
-    layers = (linear(n_in, n_hidden, key=k1), linear(n_hidden, n_out, key=k2))
-    return eqx.tree_at(lambda m: m.layers, net, layers)
+    return MLP(linear(n_in, n_hidden, key=k1), linear(n_hidden, n_out, key=k2), activation)
 
 
 def per_row(layer: Callable[[Array], Array], x: Array) -> Array:

@@ -28,7 +28,7 @@ takes every pair (the dense path, for molecules and small cells; minimum image i
 periodic spaces), a `NeighborList` its pairs. Each unordered pair's distance, basis and
 filter are computed once and used for both message directions.
 
-The layers are `eqx.nn.Embedding`, `eqx.nn.Linear` and `eqx.nn.MLP` (one hidden layer),
+The layers are `eqx.nn.Embedding`, `eqx.nn.Linear` and `MLP` (two `eqx.nn.Linear`),
 initialised LeCun-normal as in the reference codes.
 """
 
@@ -51,7 +51,7 @@ from ..molecular import (
     check_box,
     pair_indices,
 )
-from ._layers import Edges, build_edges, linear, mlp, per_row, shifted_softplus
+from ._layers import MLP, Edges, build_edges, linear, mlp, per_row, shifted_softplus
 
 
 def _scatter(values, index, n):
@@ -213,10 +213,10 @@ class SchNet(AbstractEnergyModel):
     features: int = eqx.field(static=True)
     layers: int = eqx.field(static=True)
     embedding: eqx.nn.Embedding
-    filters: tuple[eqx.nn.MLP, ...]
+    filters: tuple[MLP, ...]
     inputs: tuple[eqx.nn.Linear, ...]
-    outputs: tuple[eqx.nn.MLP, ...]
-    readout: eqx.nn.MLP
+    outputs: tuple[MLP, ...]
+    readout: MLP
     e_ref: Float[Array, " S"]
     scale: Scalar
 
@@ -289,12 +289,12 @@ class PaiNN(AbstractEnergyModel):
     features: int = eqx.field(static=True)
     layers: int = eqx.field(static=True)
     embedding: eqx.nn.Embedding
-    message_mlps: tuple[eqx.nn.MLP, ...]
+    message_mlps: tuple[MLP, ...]
     message_filters: tuple[eqx.nn.Linear, ...]
     update_u: tuple[eqx.nn.Linear, ...]
     update_v: tuple[eqx.nn.Linear, ...]
-    update_mlps: tuple[eqx.nn.MLP, ...]
-    readout: eqx.nn.MLP
+    update_mlps: tuple[MLP, ...]
+    readout: MLP
     e_ref: Float[Array, " S"]
     scale: Scalar
 

@@ -79,7 +79,7 @@ def test_nve_energy_drift_lj_fluid_500():
     assert results[("float64", "switched")][0] < 1e-4
 
 
-def test_velocity_verlet_inverse_is_exact():
+def test_nve_inverse_is_exact():
     r, box = md.lattice(108, 0.8)
     vv = md.NVE(md.lennard_jones(box), dt=0.005)
     v = md.random_velocities(108, 3, 1.0, key=jax.random.key(0))

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import diffsim
 import diffsim._train
 import diffsim.potentials as pot
 from diffsim.cli import main
@@ -306,6 +307,19 @@ def test_saved_model_metadata_is_json(trained_dir):
     header = (trained_dir / "model.eqx").read_bytes().split(b"\n", 1)[0]
     meta = json.loads(header)["metadata"]
     assert meta["model"] == "painn" and meta["hyperparameters"]["elements"] == [1, 6, 8]
+    assert meta["model_format"] == 2
+
+
+def test_a_model_saved_in_the_old_layout_is_refused(trained_dir, tmp_path):
+    """Before format 2 the layers stored square weights (in, out): they would load
+    transposed without a word, so a file without the version is refused by name."""
+    model = pot.load_model(trained_dir)
+    header = (trained_dir / "model.eqx").read_bytes().split(b"\n", 1)[0]
+    meta = json.loads(header)["metadata"]
+    del meta["model_format"]
+    diffsim.save_checkpoint(tmp_path / "old.eqx", model, meta)
+    with pytest.raises(ValueError, match="model format 1"):
+        pot.load_model(tmp_path / "old.eqx")
 
 
 @pytest.mark.slow  # ~3 min: two trainings of 1500 steps
