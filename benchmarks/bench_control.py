@@ -14,35 +14,26 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
 
+import _timing  # noqa: E402
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from diffsim.control import ilqr, shoot, single_shooting, trajectory_cost  # noqa: E402
-from experiments.cartpole_swingup import Config, problem  # noqa: E402
+from diffsim_experiments.cartpole_swingup import Config, problem  # noqa: E402
 
 
 def timed(fn, repeats):
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn())
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    return out, med, max(first - med, 0.0)
+    """(output, median s, compile s) of `fn()`, through the shared timing helper."""
+    t = _timing.timed(fn, repeats=repeats)
+    return t.out, t.median, max(t.first - t.median, 0.0)
 
 
 def casadi_solve(cfg, system, x0, us0, repeats):
@@ -103,10 +94,10 @@ def casadi_solve(cfg, system, x0, us0, repeats):
 
 
 def _rollout(system, cfg, x0, us):
-    from diffsim.control import simulate
+    from diffsim.control import trajectory
 
     _, model, _, _ = problem(cfg)
-    return simulate(model, x0, jnp.asarray(us))
+    return trajectory(model, x0, jnp.asarray(us))
 
 
 def first_reach(history, target):

@@ -16,9 +16,9 @@ copy bandwidth.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
+import _timing
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -52,12 +52,9 @@ def scipy_life(grid, steps):
 
 
 def timed(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+    """(median s, output) of `fn()`, through the shared timing helper."""
+    t = _timing.timed(fn, repeats=repeats)
+    return t.median, t.out
 
 
 def copy_bandwidth(nbytes=256 * 2**20, repeats=5):

@@ -20,7 +20,6 @@ Cases (issue 2, section 6):
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import jax
@@ -31,6 +30,7 @@ import diffrax  # noqa: E402
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import interleaved  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import diffsim  # noqa: E402
@@ -102,12 +102,6 @@ def set_reference(fn, *args):
     jax.block_until_ready(_REF["call"][0](*args))
 
 
-def _time(compiled, args):
-    t0 = time.perf_counter()
-    jax.block_until_ready(compiled(*args))
-    return time.perf_counter() - t0
-
-
 def measure(fn, *args, repeats):
     """(median s, compile s, working bytes, output, reference median s) of jit(fn)(*args).
 
@@ -125,13 +119,10 @@ def measure(fn, *args, repeats):
     t0 = time.perf_counter()
     out = jax.block_until_ready(compiled(*args))
     first = time.perf_counter() - t0
-    times, ref_times = [], []
-    ref_compiled, ref_args = _REF["call"]
     # Slow entries get fewer repeats (about two seconds each, at least three).
-    for _ in range(max(3, min(repeats, int(2.0 / max(first, 1e-9))))):
-        ref_times.append(_time(ref_compiled, ref_args))
-        times.append(_time(compiled, args))
-    return statistics.median(times), compile_s, temp, out, statistics.median(ref_times)
+    n = max(3, min(repeats, int(2.0 / max(first, 1e-9))))
+    t = interleaved({"ref": _REF["call"], "fn": (compiled, args)}, repeats=n)
+    return t["fn"].median, compile_s, temp, out, t["ref"].median
 
 
 ROWS = []

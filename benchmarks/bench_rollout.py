@@ -10,11 +10,10 @@ repeated calls after compilation, as a ratio to the forward rollout.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
+from _timing import timed
 
 import diffsim as ds
 
@@ -74,13 +73,7 @@ STRATEGIES = ["bptt", "checkpointed", "checkpointed-3", "discrete-adjoint", "rev
 
 
 def _time(fn, *args, repeats=5):
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return timed(fn, *args, repeats=repeats).median
 
 
 def main(argv=None):

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
+from ._checks import check_finite, is_concrete, stop_int_gradients, strong_types
 from ._custom_types import PyTree
 
 Step = Callable[[Any, Any], tuple[Any, Any]]
@@ -184,6 +185,13 @@ class Reversible(AbstractGradient):
 
     inverse: Callable
 
+    def __check_init__(self):
+        if not callable(self.inverse):
+            raise ValueError(
+                f"Reversible: inverse must be a function (next_state, x) -> state, "
+                f"got {self.inverse!r}"
+            )
+
     def scan(self, step, state0, xs, length):
         x0 = _first(xs)
         step_cc = _convert(step, state0, x0)
@@ -214,7 +222,8 @@ def rollout(
     **Returns:** `(final_state, outs)` where every leaf of `outs` has leading axis T.
 
     **Raises:** `ValueError` if T cannot be determined, is negative, or the leaves of
-    `xs` disagree on it; `TypeError` if `grad` is not a gradient strategy.
+    `xs` disagree on it, or `state0` holds NaN; `TypeError` if `grad` is not a gradient
+    strategy.
 
     **Example:**
 
@@ -231,8 +240,10 @@ def rollout(
     length = _length(xs, length)
     # Python scalars in the state become arrays, as lax.scan would make them; integer
     # leaves (counters, neighbour indices, keys) carry no derivative.
-    state0 = _no_int_tangents(jtu.tree_map(jnp.asarray, state0))
-    xs = _no_int_tangents(xs)
+    state0 = stop_int_gradients(jtu.tree_map(jnp.asarray, state0))
+    if is_concrete(state0):  # traced states may carry NaN on purpose (unreached slots)
+        check_finite(state0, "rollout: state0", nan_only=True)
+    xs = stop_int_gradients(xs)
     if length == 0:
         return state0, None
     return grad.scan(step, state0, xs, length)
@@ -301,22 +312,8 @@ def _length(xs, length):
 
 
 def _convert(fn, *args):
-    """Closure-converts `fn` so its closed-over arrays become explicit, differentiable leaves.
-
-    Weak-typed constants (a Python float traced by `jax.grad`) are made strongly typed:
-    `filter_custom_vjp` drops their cotangents otherwise.
-    """
-    fn = _no_int_tangents(eqx.filter_closure_convert(fn, *args))
-    return jtu.tree_map(
-        lambda c: jnp.array(c, dtype=c.dtype) if _is_diff(c) and c.weak_type else c, fn
-    )
-
-
-def _no_int_tangents(tree):
-    """stop_gradient on non-float array leaves, so custom VJPs never see them perturbed."""
-    return jtu.tree_map(
-        lambda x: jax.lax.stop_gradient(x) if eqx.is_array(x) and not _is_diff(x) else x, tree
-    )
+    """Closure-converts `fn` so its closed-over arrays become explicit, differentiable leaves."""
+    return strong_types(stop_int_gradients(eqx.filter_closure_convert(fn, *args)))
 
 
 def _first(xs):

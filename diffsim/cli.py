@@ -16,65 +16,48 @@ def _error(message: str) -> int:
 
 
 def _cmd_list(args) -> int:
-    from .runner import find_experiment, list_experiments
+    from .runner import ConfigError, find_experiment, list_experiments
 
     names = list_experiments()
     width = max((len(n) for n in names), default=0)
     for name in names:
-        print(f"{name:<{width}}  {find_experiment(name).description}")
+        try:
+            description = find_experiment(name).description
+        except ConfigError as e:  # a broken entry point of another package
+            description = f"(cannot load: {e})"
+        print(f"{name:<{width}}  {description}")
     return 0
 
 
 def _cmd_run(args) -> int:
-    from .runner import (
-        CONFIG_FILE,
-        METRICS_FILE,
-        ConfigError,
-        load_config,
-        run_experiment,
-        summary_table,
-    )
+    from .runner import ConfigError, RunError, claim_run, execute, plan_run, summary_table
 
-    if args.resume is not None:
-        run_dir = Path(args.resume)
-        if not (run_dir / CONFIG_FILE).is_file():
-            return _error(f"--resume {run_dir}: not a run directory (no {CONFIG_FILE})")
-        if (run_dir / METRICS_FILE).exists():
-            return _error(f"--resume {run_dir}: that run already finished ({METRICS_FILE} exists)")
-        if args.set:
-            return _error("--resume continues a run with its saved config; --set is not allowed")
-        try:
-            exp, cfg = load_config(run_dir / CONFIG_FILE)
-            if args.config is not None:
-                other, _ = load_config(args.config)
-                if other.name != exp.name:
-                    return _error(
-                        f"--resume {run_dir}: that run is experiment {exp.name!r}, "
-                        f"but {args.config} names {other.name!r}"
-                    )
-        except ConfigError as e:
-            return _error(str(e))
-        out, resume = run_dir, True
-    else:
-        if args.config is None:
-            return _error(
-                "run: give a config file (e.g. configs/ode_stability.toml) or --resume RUN_DIR"
-            )
-        try:
-            exp, cfg = load_config(args.config, args.set or [])
-        except ConfigError as e:
-            return _error(str(e))
-        out, resume = args.out, False
-        if out is not None and Path(out).exists() and any(Path(out).iterdir()):
-            return _error(f"--out {out}: exists and is not empty; a run never overwrites")
-        if out is None:
-            from .runner import new_run_dir
+    try:
+        plan = plan_run(
+            args.config, overrides=args.set or [], out=args.out, runs=args.runs, resume=args.resume
+        )
+        run = claim_run(plan, quiet=args.quiet)
+    except (ConfigError, RunError) as e:
+        return _error(str(e))
+    try:
+        metrics = execute(plan, run)
+    except KeyboardInterrupt:
+        print(
+            f"diffsim: interrupted; resume with `diffsim run --resume {run.dir}`", file=sys.stderr
+        )
+        return 130
+    except Exception as e:
+        from .runner import LOG_FILE, failure_reason
 
-            out = new_run_dir(Path(args.config).stem, base=args.runs)
-    metrics, run_dir = run_experiment(exp, cfg, out, resume=resume)
-    print()
-    print(summary_table(metrics))
-    print(f"\nrun directory: {run_dir}")
+        print(
+            f"diffsim: run failed: {failure_reason(e)} (traceback in {run.dir / LOG_FILE})",
+            file=sys.stderr,
+        )
+        return 1
+    if not args.quiet:
+        print()
+        print(summary_table(metrics))
+    print(f"\nrun directory: {run.dir}")
     return 0
 
 
@@ -84,8 +67,14 @@ def _cmd_forces(args) -> int:
         return _error(f"--model {model_path}: no such file or directory")
     if not structure.is_file():
         return _error(f"--structure {structure}: no such file")
-    if args.out is not None and Path(args.out).exists():
-        return _error(f"--out {args.out}: exists; a result never overwrites a file")
+    if args.out is not None:
+        out, parent = Path(args.out), Path(args.out).absolute().parent
+        if out.exists():
+            return _error(f"--out {out}: exists; a result never overwrites a file")
+        if not parent.is_dir():
+            return _error(f"--out {out}: the folder {parent} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return _error(f"--out {out}: cannot write in {parent} (permission denied)")
     try:
         import ase.io
     except ImportError:
@@ -139,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config value (TOML syntax), repeatable",
     )
     p_run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p_run.add_argument(
+        "--quiet", action="store_true", help="print only errors and the run directory"
+    )
     p_run.set_defaults(func=_cmd_run)
     p_list = sub.add_parser("list", help="list the experiments")
     p_list.set_defaults(func=_cmd_list)
@@ -161,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print("diffsim: interrupted; resume with `diffsim run --resume RUN_DIR`", file=sys.stderr)
+    except KeyboardInterrupt:  # outside a run (a run's own interruption names its directory)
+        print("diffsim: interrupted", file=sys.stderr)
         return 130
 
 

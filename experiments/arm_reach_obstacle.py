@@ -26,7 +26,7 @@ from diffsim.control import (
     control_effort,
     ilqr,
     obstacle,
-    simulate,
+    trajectory,
 )
 
 from . import _control_plots as plots
@@ -88,7 +88,7 @@ def run(cfg: Config, run) -> dict:
     t0 = time.perf_counter()
     res = jax.block_until_ready(solve(us0))
     t_total = time.perf_counter() - t0
-    xs = simulate(model, x0, res.us)
+    xs = trajectory(model, x0, res.us)
     tip = system.positions(xs[-1])[1]
     tip_err = float(jnp.linalg.norm(tip - target))
     clearance = _clearance(system, xs, center, cfg.obstacle_radius)

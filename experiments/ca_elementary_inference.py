@@ -4,7 +4,7 @@ For each Wolfram rule, a random periodic row of `width` cells is run for `frames
 A `LocalRuleNet` (a width-3 convolution, i.e. a receptive field equal to the
 neighbourhood, then a per-cell MLP) is trained by Adam to predict each row from the
 previous one; all 256 networks train at once (vmap, one compiled program). The rule
-table is read off the trained network by evaluating it on the 8 neighbourhoods and
+table is read off the trained network by evaluating it on the 8 neighborhoods and
 compared with the truth. Reports the fraction of rules recovered exactly, the median
 number of training steps until a rule's table is (and stays) exact, and any rule whose
 data never shows some neighbourhood (unidentifiable, reported rather than guessed).

@@ -27,8 +27,8 @@ from diffsim.control import (
     control_effort,
     ilqr,
     obstacle,
-    simulate,
     terminal_quadratic,
+    trajectory,
 )
 
 from . import _control_plots as plots
@@ -87,7 +87,7 @@ def run(cfg: Config, run) -> dict:
     t0 = time.perf_counter()
     res = jax.block_until_ready(solve(us0))
     t_total = time.perf_counter() - t0
-    xs = np.asarray(simulate(model, x0, res.us))
+    xs = np.asarray(trajectory(model, x0, res.us))
     pos_err = float(np.linalg.norm(xs[-1, :2] - np.asarray(goal[:2])))
     head_err = float(abs(np.arctan2(np.sin(xs[-1, 2] + np.pi / 2), np.cos(xs[-1, 2] + np.pi / 2))))
     pts = jax.vmap(lambda x: _body_points(system, x))(jnp.asarray(xs))

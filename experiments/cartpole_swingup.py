@@ -27,8 +27,8 @@ from diffsim.control import (
     SmoothSaturation,
     control_effort,
     ilqr,
-    simulate,
     terminal_quadratic,
+    trajectory,
     trajectory_cost,
 )
 
@@ -107,7 +107,7 @@ def run(cfg: Config, run) -> dict:
         f"({t_ilqr_run:.2f} s after compilation; {t_ilqr:.1f} s with it)"
     )
 
-    xs = np.asarray(simulate(model, x0, res.us))
+    xs = np.asarray(trajectory(model, x0, res.us))
     forces = np.asarray(jax.vmap(model.limits)(res.us))
     angle_err = float(np.abs(np.arctan2(np.sin(xs[-1, 1]), np.cos(xs[-1, 1]))))
     t = np.arange(cfg.horizon + 1) * cfg.dt

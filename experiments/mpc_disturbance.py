@@ -23,8 +23,8 @@ from diffsim.control import (
     Discretised,
     closed_loop,
     quadratic,
-    simulate,
     terminal_quadratic,
+    trajectory,
 )
 
 from . import _control_plots as plots
@@ -69,7 +69,7 @@ def run(cfg: Config, run) -> dict:
     rms = float(np.sqrt(np.mean(err**2)))
     times = np.asarray(res.step_times)
     # Baseline: the controls MPC applied, replayed open loop on the plant (no feedback).
-    xs_open = np.asarray(simulate(plant, x0, res.us))
+    xs_open = np.asarray(trajectory(plant, x0, res.us))
     run.log(
         f"MPC: RMS tracking error {rms:.4f} m, max |angle| {np.max(np.abs(xs[:, 1])):.3f} rad;"
         f" step time median {1e3 * np.median(times):.2f} ms (compile {res.compile_time:.1f} s)"

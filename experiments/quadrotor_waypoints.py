@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffsim.control import Cost, Discretised, PlanarQuadrotor, ilqr, simulate
+from diffsim.control import Cost, Discretised, PlanarQuadrotor, ilqr, trajectory
 
 from . import _control_plots as plots
 
@@ -69,7 +69,7 @@ def run(cfg: Config, run) -> dict:
     t0 = time.perf_counter()
     res = jax.block_until_ready(solve(us0))
     t_total = time.perf_counter() - t0
-    xs = np.asarray(simulate(model, x0, res.us))
+    xs = np.asarray(trajectory(model, x0, res.us))
     misses = [float(np.linalg.norm(xs[d, :2] - np.asarray(wps[j]))) for j, d in enumerate(due)]
     it = int(res.iterations)
     run.log(

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 import diffsim
-from diffsim.control import CartPole, Discretised, prediction_loss, simulate, with_parameters
+from diffsim.control import CartPole, Discretised, prediction_loss, trajectory, with_parameters
 
 from . import _control_plots as plots
 
@@ -58,7 +58,7 @@ def run(cfg: Config, run) -> dict:
     x0s = jax.random.uniform(k_x, (B, 4), minval=-1.0, maxval=1.0) * jnp.array(
         [[0.5, 3.0, 0.5, 1.0]]
     )
-    clean = jax.vmap(lambda x0, u: simulate(plant, x0, u))(x0s, us)
+    clean = jax.vmap(lambda x0, u: trajectory(plant, x0, u))(x0s, us)
     observed = clean + cfg.noise * jax.random.normal(k_n, clean.shape)
 
     def loss(logp, batch, k):
@@ -105,7 +105,7 @@ def run(cfg: Config, run) -> dict:
     ax.set_ylabel("learned / true")
     ax.legend()
     run.save_figure(fig, "parameters.png")
-    pred = simulate(_model(fit.params, cfg.dt), observed[0, 0], us[0])
+    pred = trajectory(_model(fit.params, cfg.dt), observed[0, 0], us[0])
     t = np.arange(T + 1) * cfg.dt
     plots.state_plot(
         run,

@@ -21,7 +21,7 @@ from ._rules import ElementaryRule, LifeLikeRule
 from ._simulate import AbstractBoundary, Periodic, run_elementary, run_life
 
 
-def neighbourhoods(
+def neighborhoods(
     cells: Float[ArrayLike, "..."], dims: int, boundary: AbstractBoundary = Periodic()
 ) -> Float[Array, "... taps"]:
     """Gives every cell's neighbourhood as a trailing axis.
@@ -54,7 +54,7 @@ def configurations(dims: int) -> Int[Array, "n taps"]:
 
 
 def configuration_index(patches: Int[ArrayLike, "... taps"]) -> Int[Array, "..."]:
-    """Gives the index of each 0/1 neighbourhood (see `neighbourhoods`)."""
+    """Gives the index of each 0/1 neighbourhood (see `neighborhoods`)."""
     patches = jnp.asarray(patches).astype(jnp.int32)
     taps = patches.shape[-1]
     weights = jnp.asarray(2 ** np.arange(taps - 1, -1, -1), jnp.int32)
@@ -132,7 +132,7 @@ class LocalRuleNet(eqx.Module):
         self.out_bias = jnp.zeros((), dtype)
 
     def patch_logits(self, patches: Float[ArrayLike, "... taps"]) -> Float[Array, "..."]:
-        """Gives the next-state logit for neighbourhoods given as a trailing axis."""
+        """Gives the next-state logit for neighborhoods given as a trailing axis."""
         x = 2 * jnp.asarray(patches, self.conv_weight.dtype) - 1
         h = jnp.tanh(_affine(x, self.conv_weight, self.conv_bias))
         h = jnp.tanh(_affine(h, self.hidden_weight, self.hidden_bias))
@@ -140,7 +140,7 @@ class LocalRuleNet(eqx.Module):
 
     def logits(self, cells: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
         """Gives each cell's next-state logit (same shape as `cells`)."""
-        return self.patch_logits(neighbourhoods(cells, self.dims, self.boundary))
+        return self.patch_logits(neighborhoods(cells, self.dims, self.boundary))
 
     def step(self, probs: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
         """Gives the next-state probabilities of a soft state."""
@@ -235,7 +235,7 @@ def observed_configurations(
             f"observed_configurations: min_count must be an int >= 1, got {min_count!r}"
         )
     frames = jnp.asarray(frames)
-    idx = configuration_index(neighbourhoods(frames[:-1], dims, boundary)).ravel()
+    idx = configuration_index(neighborhoods(frames[:-1], dims, boundary)).ravel()
     n = 2 ** (3 if dims == 1 else 9)
     return jnp.bincount(idx, length=n) >= min_count
 

@@ -164,7 +164,7 @@ def _life_table(rule) -> Array:
     return table
 
 
-def neighbour_count(grid: Int[ArrayLike, "*batch h w"]) -> Int[Array, "*batch h w"]:
+def neighbor_count(grid: Int[ArrayLike, "*batch h w"]) -> Int[Array, "*batch h w"]:
     """Gives each cell's number of live Moore neighbours on a periodic grid (int32)."""
     g = jnp.asarray(grid).astype(jnp.int32)
     rows = jnp.roll(g, 1, axis=-2) + g + jnp.roll(g, -1, axis=-2)
@@ -196,7 +196,7 @@ def life_step(
 
 @eqx.filter_jit
 def _life_step(table, grid):
-    n = neighbour_count(grid)
+    n = neighbor_count(grid)
     return table[grid.astype(jnp.int32), n].astype(grid.dtype)
 
 

@@ -22,7 +22,7 @@ from ._discrete import (
     Discretised as Discretised,
     LinearDynamics as LinearDynamics,
     SmoothSaturation as SmoothSaturation,
-    simulate as simulate,
+    trajectory as trajectory,
 )
 from ._ilqr import ILQRResult as ILQRResult, ilqr as ilqr
 from ._lqr import LQRSolution as LQRSolution, linearise as linearise, lqr as lqr

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from .._custom_types import Array, Float, Scalar
+from .._rollout import costates, rollout
 from ._costs import Cost
 
 
@@ -40,8 +41,9 @@ class CostateResult(NamedTuple):
 def costate_gradient(model, cost: Cost, x0, us, *, t0=0) -> CostateResult:
     """Gives the cost and its gradients by the explicit costate recursion.
 
-    One forward pass stores x_0..x_T; one reverse `lax.scan` runs the recursion above
-    with `jax.vjp` of a single model step and `jax.grad` of the running cost.
+    A thin wrapper over `diffsim.costates` (the one costate recursion, `jax.vjp` of a
+    single step in a reverse scan): the step is the model with the running cost as its
+    output, and the model's parameters ride in the state.
 
     **Arguments:** `model(x, u) -> x_next`, a `Cost`, `x0` `(n,)`, `us` `(T, m)`,
     `t0` the time index of the first step.
@@ -55,34 +57,33 @@ def costate_gradient(model, cost: Cost, x0, us, *, t0=0) -> CostateResult:
             f"costate_gradient: us must have shape (T, m), T >= 1, got {jnp.shape(us)}"
         )
     ts = t0 + jnp.arange(us.shape[0])
-
-    def forward(x, inp):
-        u, t = inp
-        return model(x, u), (x, cost.running(x, u, t))
-
-    x_T, (xs, ls) = jax.lax.scan(forward, x0, (us, ts))
-    J = jnp.sum(ls) + cost.terminal(x_T)
-    lam_T = jax.grad(cost.terminal)(x_T)
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    g_model0 = jax.tree.map(jnp.zeros_like, params)
 
-    def backward(carry, inp):
-        lam_next, g_model = carry
-        x, u, t = inp
-        lx, lu = jax.grad(cost.running, argnums=(0, 1))(x, u, t)
-        _, vjp = jax.vjp(lambda p, x_, u_: eqx.combine(p, static)(x_, u_), params, x, u)
-        fp, fx, fu = vjp(lam_next)
-        lam = lx + fx
-        return (lam, jax.tree.map(jnp.add, g_model, fp)), (lam, lu + fu)
+    # The model's parameters ride along in the state, unchanged by every step, so their
+    # costate at t = 0 is sum_t (dF/dtheta)^T lambda_{t+1}: the parameter gradient.
+    def traced_step(state, inp):
+        x, p = state
+        u, t = inp
+        return (eqx.combine(p, static)(x, u), p), (x, cost.running(x, u, t))
 
-    (lam0, g_model), (lams, grad_us) = jax.lax.scan(
-        backward, (lam_T, g_model0), (xs, us, ts), reverse=True
+    def step(state, inp):
+        state, (_, l) = traced_step(state, inp)
+        return state, l
+
+    (x_T, _), (xs, ls) = rollout(traced_step, (x0, params), (us, ts))
+    final_cotangent = (jax.grad(cost.terminal)(x_T), jax.tree.map(jnp.zeros_like, params))
+    (lam_x, lam_p), _, (grad_us, _) = costates(
+        step,
+        (x0, params),
+        (us, ts),
+        final_cotangent=final_cotangent,
+        out_cotangents=jnp.ones_like(ls),
     )
     return CostateResult(
-        cost=J,
+        cost=jnp.sum(ls) + cost.terminal(x_T),
         grad_us=grad_us,
-        grad_x0=lam0,
-        grad_model=g_model,
-        costates=jnp.concatenate([lams, lam_T[None]]),
+        grad_x0=lam_x[0],
+        grad_model=jax.tree.map(lambda a: a[0], lam_p),
+        costates=lam_x,
         xs=jnp.concatenate([xs, x_T[None]]),
     )

@@ -153,7 +153,7 @@ class LinearDynamics(eqx.Module):
         return self.A @ x + self.B @ u
 
 
-def simulate(
+def trajectory(
     model,
     x0: Float[Array, " n"],
     us: Float[Array, "T m"],
@@ -167,10 +167,10 @@ def simulate(
 
     **Raises:** `ValueError` if `us` is not two-dimensional.
 
-    **Example:** `xs = simulate(Discretised(Pendulum(), 0.05), jnp.zeros(2), jnp.zeros((100, 1)))`
+    **Example:** `xs = trajectory(Discretised(Pendulum(), 0.05), jnp.zeros(2), jnp.zeros((100, 1)))`
     """
     if jnp.ndim(us) != 2:
-        raise ValueError(f"simulate: us must have shape (T, m), got {jnp.shape(us)}")
+        raise ValueError(f"trajectory: us must have shape (T, m), got {jnp.shape(us)}")
 
     def step(x, u):
         x_next = model(x, u)

@@ -23,7 +23,7 @@ import jax.scipy.linalg as jsl
 
 from .._custom_types import Array, Float, Int, Scalar
 from ._costs import Cost, trajectory_cost
-from ._discrete import simulate
+from ._discrete import trajectory
 
 _ALPHAS = tuple(0.5**i for i in range(10))
 
@@ -93,7 +93,7 @@ def _forward(model, cost, x0, xs, us, ks, Ks, ts, alpha):
 
 def _solve(model, cost, x0, us0, ts, max_iter, tol, reg, reg_factor, reg_max, alphas):
     alphas = jnp.asarray(alphas, dtype=us0.dtype)
-    xs0 = simulate(model, x0, us0)
+    xs0 = trajectory(model, x0, us0)
     J0 = trajectory_cost(model, cost, x0, us0, t0=ts[0])
     n, m = xs0.shape[1], us0.shape[1]
     history = jnp.full((max_iter + 1,), J0)
@@ -221,6 +221,6 @@ def ilqr(
     it, converged = flags[0].astype(jnp.int32), flags[1] > 0.5
     if throw:
         us = eqx.error_if(us, ~converged, "ilqr: did not converge within max_iter iterations")
-    xs = simulate(model, x0, us)
+    xs = trajectory(model, x0, us)
     J = trajectory_cost(model, cost, x0, us, t0=t0)
     return ILQRResult(us, xs, J, K, it, converged, hist)

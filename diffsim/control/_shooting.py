@@ -54,9 +54,9 @@ class MultipleShootingVars(eqx.Module):
 def multiple_shooting_init(model, x0, us, segments: int) -> MultipleShootingVars:
     """Gives multiple-shooting variables whose knots lie on the rollout of `us` (zero defects)."""
     _check_segments(us, segments)
-    from ._discrete import simulate
+    from ._discrete import trajectory
 
-    xs = simulate(model, x0, us)
+    xs = trajectory(model, x0, us)
     k = us.shape[0] // segments
     return MultipleShootingVars(us=us, knots=xs[k:-1:k][: segments - 1])
 

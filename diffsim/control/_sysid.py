@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from .._custom_types import Array, Float, Scalar
 from .._rollout import BPTT, AbstractGradient
-from ._discrete import simulate
+from ._discrete import trajectory
 
 
 def with_parameters(module: eqx.Module, **values) -> eqx.Module:
@@ -67,7 +67,7 @@ def prediction_loss(
     u_win = us.reshape(us.shape[0], nw, window, -1)
 
     def one(x0, u):
-        return simulate(model, x0, u, grad=grad)[1:]
+        return trajectory(model, x0, u, grad=grad)[1:]
 
     pred = jax.vmap(jax.vmap(one))(starts, u_win)
     return jnp.mean((pred - targets) ** 2)

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_positive, is_concrete, stop_int_gradients
 from .._custom_types import Array, ArrayLike, Float, PRNGKeyArray
 from .._rollout import BPTT, AbstractGradient, rollout
 from ._neighbors import NeighborList, reallocate
@@ -113,7 +114,9 @@ class AbstractIntegrator(eqx.Module):
             raise ValueError(
                 f"mass must be a scalar or have shape ({positions.shape[0]},), got {m.shape}"
             )
-        if not isinstance(positions, jax.core.Tracer):
+        if is_concrete(m):
+            check_positive(m, "mass")
+        if is_concrete(positions):
             if not np.all(np.isfinite(np.asarray(positions))):
                 raise ValueError("positions contain NaN or inf")
             space = getattr(self.energy_fn, "space", None)
@@ -206,9 +209,7 @@ class Langevin(AbstractIntegrator):
     def __check_init__(self):
         _check_dt(self.dt)
         for name in ("kT", "gamma"):
-            v = getattr(self, name)
-            if not isinstance(v, jax.core.Tracer) and not float(v) >= 0:
-                raise ValueError(f"Langevin: {name} must be >= 0, got {v}")
+            check_positive(getattr(self, name), f"Langevin: {name}", allow_zero=True)
 
     def step(self, state, x: PRNGKeyArray = None):
         if x is None:
@@ -233,10 +234,8 @@ def _kinetic(v, m):
 
 
 def _check_dt(dt):
-    if isinstance(dt, jax.core.Tracer):
-        return
-    if not (np.isfinite(dt) and float(dt) > 0):
-        raise ValueError(f"dt must be finite and > 0, got {dt}")
+    if is_concrete(dt):
+        check_positive(dt, "dt", scalar=True)
 
 
 # --- the driver ----------------------------------------------------------------------
@@ -246,12 +245,7 @@ def _check_dt(dt):
 def _chunk(integrator, state, xs, length, grad):
     # Integer leaves (the neighbour pairs) carry no gradient; under jax.grad they can
     # still arrive as perturbed tracers, which the custom-VJP strategies reject.
-    state = jax.tree.map(
-        lambda x: (
-            jax.lax.stop_gradient(x) if eqx.is_array(x) and not eqx.is_inexact_array(x) else x
-        ),
-        state,
-    )
+    state = stop_int_gradients(state)
     return rollout(integrator.step, state, xs, length=length if xs is None else None, grad=grad)
 
 

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import is_concrete
 from .._custom_types import Array, Float, Int
 from ._space import AbstractSpace, box_widths, check_box
 
@@ -166,7 +167,7 @@ def neighbor_list(
     ```
     """
     positions = jnp.asarray(positions)
-    if isinstance(positions, jax.core.Tracer):
+    if not is_concrete(positions):
         raise ValueError(
             "neighbor_list allocates buffers and must be called outside jit; inside jit use "
             "nbrs.update(positions)"

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import is_concrete
 from .._custom_types import Array, ArrayLike, Float
 from ._neighbors import NeighborList, all_pairs
 from ._space import AbstractSpace, FreeSpace
@@ -187,7 +188,7 @@ def _np_min_distance(a, space, neighbors):
     the space or list is traced, or the dense check would be too big."""
     n = a.shape[0]
     if neighbors is not None:
-        if isinstance(neighbors.pairs, jax.core.Tracer):
+        if not is_concrete(neighbors.pairs):
             return None
         p = np.asarray(neighbors.pairs)
         p = p[p[:, 0] < n]
@@ -199,7 +200,7 @@ def _np_min_distance(a, space, neighbors):
         return None
     d = a[p[:, 0]] - a[p[:, 1]]
     leaves = [x for x in jax.tree.leaves(space) if isinstance(x, jax.Array)]
-    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+    if not is_concrete(leaves):
         return None
     if isinstance(space, FreeSpace):
         pass

@@ -29,10 +29,10 @@ import abc
 import math
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import is_concrete
 from .._custom_types import Array, ArrayLike, Int, Scalar
 from ._neighbors import NeighborList, all_pairs
 from ._space import AbstractSpace, check_box
@@ -146,7 +146,7 @@ class SoftSphere(AbstractKernel):
         return {"sigma": self.sigma, "epsilon": self.epsilon}
 
     def natural_range(self):
-        if isinstance(self.sigma, jax.core.Tracer):
+        if not is_concrete(self.sigma):
             raise ValueError("SoftSphere: give a cutoff=Shifted(rc) when sigma is traced")
         return float(np.max(np.asarray(self.sigma)))
 
@@ -250,6 +250,11 @@ class PairEnergy(AbstractEnergy):
     species: Int[Array, " n"] | None = None
 
     def __check_init__(self):
+        if not isinstance(self.cutoff, AbstractCutoff):
+            raise ValueError(
+                f"{type(self.kernel).__name__}: cutoff must be a cutoff convention such as "
+                f"Shifted(2.5), Switched(2.0, 2.5) or NoCutoff(), got {self.cutoff!r}"
+            )
         _check_species_tables(type(self.kernel).__name__, self.kernel.params(), self.species)
         if math.isfinite(self.cutoff_radius):
             check_box(self.space, self.cutoff_radius)
@@ -334,7 +339,7 @@ def _check_species_tables(name, params, species):
                 f"species must be a 1-D integer array, got shape {np.shape(species)}, "
                 f"dtype {jnp.asarray(species).dtype}"
             )
-        if sizes and not isinstance(species, jax.core.Tracer):
+        if sizes and is_concrete(species):
             (S,) = sizes
             s = np.asarray(species)
             if s.size and (s.min() < 0 or s.max() >= S):
@@ -456,7 +461,7 @@ class HarmonicAngles(AbstractEnergy):
 
 
 def _check_indices(name, idx, n):
-    if isinstance(idx, jax.core.Tracer):
+    if not is_concrete(idx):
         return
     a = np.asarray(idx)
     if a.size and (a.min() < 0 or a.max() >= n):

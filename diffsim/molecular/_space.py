@@ -12,10 +12,10 @@ from __future__ import annotations
 import abc
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_positive, is_concrete
 from .._custom_types import Array, ArrayLike, Float
 
 
@@ -173,7 +173,7 @@ class TriclinicBox(AbstractSpace):
         cell = jnp.asarray(cell)
         if cell.ndim != 2 or cell.shape[0] != cell.shape[1]:
             raise ValueError(f"TriclinicBox: cell must have shape (d, d), got {cell.shape}")
-        if not isinstance(cell, jax.core.Tracer):
+        if is_concrete(cell):
             det = float(np.linalg.det(np.asarray(cell, dtype=np.float64)))
             if not np.isfinite(det) or abs(det) < 1e-12:
                 raise ValueError(f"TriclinicBox: cell must be non-singular, det = {det}")
@@ -227,11 +227,8 @@ def _take(x, idx):
 
 
 def _check_positive_concrete(name, x):
-    if isinstance(x, jax.core.Tracer):
-        return
-    a = np.asarray(x)
-    if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise ValueError(f"{name} must be finite and > 0, got {a.tolist()}")
+    if is_concrete(x):
+        check_positive(x, name)
 
 
 def box_widths(space: AbstractSpace):
@@ -248,7 +245,7 @@ def check_box(space: AbstractSpace, cutoff: float, what: str = "cutoff") -> None
     width of the box is at least twice the interaction range.
     """
     widths = box_widths(space)
-    if widths is None or isinstance(widths, jax.core.Tracer):
+    if widths is None or not is_concrete(widths):
         return
     w = np.asarray(widths, dtype=np.float64)
     if np.any(w < 2.0 * cutoff * (1 - 1e-12)):

@@ -12,17 +12,23 @@ solve is the solver's step run by `diffsim.rollout`, so `grad` is a rollout stra
 | `ReversibleSolve()`          | yes*   | O(len(ts)) states       | Leapfrog, SymplecticEuler |
 | `ContinuousAdjoint()`        | no     | O(len(ts)) states       | all                      |
 
-(* up to the round-off of running the solver backwards.) `diffsim.Reversible(inverse)` is
-accepted too, with `inverse(y_next, (t, dt)) -> y`. Adaptive `Dopri5` solves (no `dt`) run a
-bounded rollout of `max_steps` attempts and take BPTT, Checkpointed, DiscreteAdjoint and
-ContinuousAdjoint.
+(* up to the round-off of running the solver backwards.) Every strategy is an
+`AbstractSolveGradient` (a rollout strategy is wrapped in `PerStep`); a new one is a
+subclass. `diffsim.Reversible(inverse)` is accepted too, with `inverse(y_next, (t, dt)) ->
+y`. Adaptive `Dopri5` solves (no `dt`) run a bounded rollout of `max_steps` attempts and
+take BPTT, Checkpointed, DiscreteAdjoint and ContinuousAdjoint.
 
 Stability: `stability_function(solver, z)` gives R(z) (z = h lambda), `is_stable(solver, h, lam)`,
 `stability_region` a grid of |R| and `plot_stability_regions` the |R| = 1 contours.
 """
 
 from ._adaptive import PIController as PIController
-from ._adjoint import ContinuousAdjoint as ContinuousAdjoint, ReversibleSolve as ReversibleSolve
+from ._adjoint import (
+    AbstractSolveGradient as AbstractSolveGradient,
+    ContinuousAdjoint as ContinuousAdjoint,
+    PerStep as PerStep,
+    ReversibleSolve as ReversibleSolve,
+)
 from ._base import (
     AbstractAdaptiveRK as AbstractAdaptiveRK,
     AbstractExplicitRK as AbstractExplicitRK,

@@ -1,25 +1,95 @@
-"""Gradient strategies that only make sense for ODE solves: `ReversibleSolve`, `ContinuousAdjoint`.
+"""How `solve` differentiates: one small interface, `AbstractSolveGradient`, that `solve`
+calls, with three implementations.
 
-The rollout strategies (`diffsim.BPTT`, `Checkpointed`, `DiscreteAdjoint`, `Reversible`)
-differentiate the discrete solver steps exactly. `ContinuousAdjoint` instead integrates
-the adjoint ODE backwards in time (optimise-then-discretise): O(1) memory in the number
-of steps, but only an approximation of the gradient of the computed solution, with an
-error that shrinks with the step size like the solver's own error.
-"""
+- `PerStep(grad)`: a rollout strategy (`diffsim.BPTT`, `Checkpointed`, `DiscreteAdjoint`,
+  `Reversible`, `Truncated`) applied to the solver steps; `solve` wraps a rollout strategy
+  in it, so `solve(..., grad=Checkpointed())` works as written.
+- `ReversibleSolve()`: `diffsim.Reversible` with the inverse built from the solver.
+- `ContinuousAdjoint()`: the adjoint ODE.
+
+The rollout strategies differentiate the discrete solver steps exactly. `ContinuousAdjoint`
+instead integrates the adjoint ODE backwards in time (optimise-then-discretise): O(1) memory
+in the number of steps, but only an approximation of the gradient of the computed solution,
+with an error that shrinks with the step size like the solver's own error."""
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from ._base import AbstractReversibleSolver
+from .._checks import strong_types
+from .._rollout import AbstractGradient, Reversible
+from ._base import AbstractReversibleSolver, AbstractSolver
+from ._fixed import make_inverse
 
 
-class ReversibleSolve(eqx.Module):
+class AbstractSolveGradient(eqx.Module):
+    """How `solve` differentiates a solve. A new strategy is a new subclass.
+
+    `solve` calls `grad.solve(integrate, f, y0, ts, args, solver=..., adaptive=...)`, where
+    `integrate(f, y0, ts, args, grad=rollout_strategy)` runs the forward integration with
+    every setting fixed and gives the states at `ts`.
+    """
+
+    @abc.abstractmethod
+    def solve(
+        self,
+        integrate: Callable,
+        f: Callable,
+        y0: Any,
+        ts: jax.Array,
+        args: Any,
+        *,
+        solver: AbstractSolver,
+        adaptive: bool,
+    ) -> Any:
+        """Gives the states at `ts`, differentiable by this strategy.
+
+        **Raises:** `ValueError` if the strategy cannot be used with this solver or with
+        adaptive steps.
+        """
+
+
+class PerStep(AbstractSolveGradient):
+    """A rollout strategy (`diffsim.BPTT()`, `Checkpointed()`, ...) applied per solver step.
+
+    `solve(..., grad=Checkpointed())` wraps the strategy in `PerStep` itself.
+    """
+
+    grad: AbstractGradient
+
+    def __check_init__(self):
+        if not isinstance(self.grad, AbstractGradient):
+            raise TypeError(f"PerStep: grad must be a rollout strategy, got {self.grad!r}")
+
+    def solve(self, integrate, f, y0, ts, args, *, solver, adaptive):
+        if adaptive and isinstance(self.grad, Reversible):
+            raise ValueError(
+                "solve: grad=Reversible() needs fixed steps (dt= or n_steps=); "
+                "adaptive steps are not invertible"
+            )
+        return _run(integrate, f, y0, ts, args, self.grad)
+
+
+# One compiled program per call outside jit (instead of op-by-op dispatch); inlined
+# when `solve` is itself traced.
+@eqx.filter_jit
+def _run(integrate, f, y0, ts, args, grad):
+    return integrate(f, y0, ts, args, grad)
+
+
+@eqx.filter_jit
+def _run_adjoint(integrate, f, y0, ts, args):
+    return continuous_adjoint_solve(integrate, f, y0, ts, args)
+
+
+class ReversibleSolve(AbstractSolveGradient):
     """O(1)-memory exact gradients for a reversible solver (`Leapfrog`, `SymplecticEuler`).
 
     `solve` builds `diffsim.Reversible` with the inverse taken from the solver's
@@ -29,8 +99,21 @@ class ReversibleSolve(eqx.Module):
     **Example:** `solve(f, (q0, p0), ts, solver=Leapfrog(), dt=0.01, grad=ReversibleSolve())`
     """
 
+    def solve(self, integrate, f, y0, ts, args, *, solver, adaptive):
+        if adaptive:
+            raise ValueError(
+                "solve: grad=ReversibleSolve() needs fixed steps (dt= or n_steps=); "
+                "adaptive steps are not invertible"
+            )
+        if not isinstance(solver, AbstractReversibleSolver):
+            raise ValueError(
+                f"solve: grad=ReversibleSolve() needs a reversible solver (Leapfrog(), "
+                f"SymplecticEuler()), got solver={type(solver).__name__}()"
+            )
+        return _run(integrate, f, y0, ts, args, Reversible(make_inverse(solver, f, args)))
 
-class ContinuousAdjoint(eqx.Module):
+
+class ContinuousAdjoint(AbstractSolveGradient):
     """The continuous adjoint: the augmented ODE integrated backwards in time.
 
     For a loss L(y(t_0), ..., y(t_M)) the backward pass solves, from t_M down to t_0,
@@ -47,18 +130,8 @@ class ContinuousAdjoint(eqx.Module):
     taken with respect to `ts`.
     """
 
-
-def _strong(tree):
-    # Weak-typed arrays (a Python float traced by jax.grad) would lose their cotangents
-    # in filter_custom_vjp.
-    return jtu.tree_map(
-        lambda c: (
-            jnp.array(c, dtype=c.dtype)
-            if eqx.is_inexact_array(c) and getattr(c, "weak_type", False)
-            else c
-        ),
-        tree,
-    )
+    def solve(self, integrate, f, y0, ts, args, *, solver, adaptive):
+        return _run_adjoint(integrate, f, y0, ts, args)
 
 
 def continuous_adjoint_solve(integrate: Callable, f, y0, ts, args):
@@ -67,8 +140,8 @@ def continuous_adjoint_solve(integrate: Callable, f, y0, ts, args):
     `integrate(f, y0, ts, args)` gives the states at `ts` (leading axis len(ts)); it is
     used forwards and, on the augmented system in reversed time, backwards.
     """
-    y0, args = _strong((y0, args))
-    f_cc = _strong(eqx.filter_closure_convert(f, ts[0], y0, args))
+    y0, args = strong_types((y0, args))
+    f_cc = strong_types(eqx.filter_closure_convert(f, ts[0], y0, args))
     return _cadj((f_cc, y0, args), ts, integrate)
 
 

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
+from .._checks import concrete
 from .._rollout import AbstractGradient, Reversible, rollout
 
 
@@ -81,6 +82,9 @@ def integrate_fixed(solver, f, y0, ts, args, n: int, grad: AbstractGradient):
     return jtu.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
 
 
+_MAX_STEPS = 1e9
+
+
 def steps_per_interval(ts, dt, n_steps, name="solve"):
     """The static number of steps per interval from `dt` (needs concrete ts, dt) or `n_steps`."""
     if n_steps is not None:
@@ -101,22 +105,21 @@ def steps_per_interval(ts, dt, n_steps, name="solve"):
     if dt_np.ndim != 0:
         raise ValueError(f"{name}: dt must be a scalar, got shape {dt_np.shape}")
     dt = float(dt_np)
-    if not dt > 0:
-        raise ValueError(f"{name}: dt must be > 0, got dt={dt}")
+    if not (dt > 0 and np.isfinite(dt)):
+        raise ValueError(f"{name}: dt must be finite and > 0, got dt={dt}")
     span = float(np.max(np.diff(ts_np.astype(np.float64))))
     # A relative slack so that an interval that is an integer multiple of dt up to
     # round-off is not split into one extra step.
-    return max(1, int(np.ceil(span / dt * (1 - 1e-12))))
+    n = float(np.ceil(span / dt * (1 - 1e-12)))
+    total = n * (len(ts_np) - 1)
+    if not total <= _MAX_STEPS:
+        raise ValueError(
+            f"{name}: dt={dt:g} needs {n:.3g} steps per interval ({total:.3g} in all, more than "
+            f"{_MAX_STEPS:.0e}); use a larger dt"
+        )
+    return max(1, int(n))
 
 
 def make_inverse(solver, f, args):
     """`inverse(y_next, (t, dt)) -> y` from a reversible solver's `inverse_step`."""
     return lambda y_next, x: solver.inverse_step(f, x[0], y_next, args, x[1])
-
-
-def concrete(x):
-    """`x` as a numpy array, or None when it is traced (inside jit/vmap/grad)."""
-    try:
-        return np.asarray(x)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return None

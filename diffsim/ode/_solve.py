@@ -9,13 +9,14 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
+from .._checks import check_finite, check_positive, concrete
 from .._custom_types import Array, Float, PyTree
-from .._rollout import BPTT, AbstractGradient, Reversible
+from .._rollout import BPTT, AbstractGradient
 from ._adaptive import PIController, integrate_adaptive
-from ._adjoint import ContinuousAdjoint, ReversibleSolve, continuous_adjoint_solve
-from ._base import AbstractAdaptiveRK, AbstractReversibleSolver, AbstractSolver, VectorField
+from ._adjoint import AbstractSolveGradient, PerStep
+from ._base import AbstractAdaptiveRK, AbstractSolver, VectorField
 from ._explicit import RK4
-from ._fixed import concrete, integrate_fixed, make_inverse, steps_per_interval
+from ._fixed import integrate_fixed, steps_per_interval
 
 _GRADS = (
     "BPTT(), Checkpointed(), DiscreteAdjoint(), Reversible(inverse), ReversibleSolve() "
@@ -76,7 +77,7 @@ def solve(
     solver: AbstractSolver = _RK4,
     dt: float | None = None,
     n_steps: int | None = None,
-    grad: Any = _BPTT,
+    grad: AbstractGradient | AbstractSolveGradient = _BPTT,
     rtol: float = 1e-6,
     atol: float = 1e-9,
     max_steps: int = 4096,
@@ -134,7 +135,9 @@ def solve(
     """
     if not isinstance(solver, AbstractSolver):
         raise TypeError(f"solve: solver must be a diffsim.ode solver such as RK4(), got {solver!r}")
-    if not isinstance(grad, (AbstractGradient, ReversibleSolve, ContinuousAdjoint)):
+    if isinstance(grad, AbstractGradient):
+        grad = PerStep(grad)
+    if not isinstance(grad, AbstractSolveGradient):
         raise TypeError(f"solve: grad must be one of {_GRADS}, got {grad!r}")
     ts, ts_np = _check_ts(ts)
     y0 = _check_y0(y0)
@@ -159,34 +162,7 @@ def solve(
         n = steps_per_interval(ts if ts_np is None else ts_np, dt, n_steps)
     integrator = _Integrator(solver, n, rtol, atol, max_steps, dt0, controller, throw)
 
-    if isinstance(grad, ContinuousAdjoint):
-        return _run_adjoint(integrator, f, y0, ts, args)
-    if isinstance(grad, (ReversibleSolve, Reversible)):
-        if adaptive:
-            raise ValueError(
-                f"solve: grad={type(grad).__name__}() needs fixed steps (dt= or n_steps=); "
-                "adaptive steps are not invertible"
-            )
-        if isinstance(grad, ReversibleSolve):
-            if not isinstance(solver, AbstractReversibleSolver):
-                raise ValueError(
-                    f"solve: grad=ReversibleSolve() needs a reversible solver (Leapfrog(), "
-                    f"SymplecticEuler()), got solver={type(solver).__name__}()"
-                )
-            grad = Reversible(make_inverse(solver, f, args))
-    return _run(integrator, f, y0, ts, args, grad)
-
-
-# One compiled program per call outside jit (instead of op-by-op dispatch); inlined
-# when `solve` is itself traced.
-@eqx.filter_jit
-def _run(integrator, f, y0, ts, args, grad):
-    return integrator(f, y0, ts, args, grad)
-
-
-@eqx.filter_jit
-def _run_adjoint(integrator, f, y0, ts, args):
-    return continuous_adjoint_solve(integrator, f, y0, ts, args)
+    return grad.solve(integrator, f, y0, ts, args, solver=solver, adaptive=adaptive)
 
 
 def _check_ts(ts):
@@ -215,27 +191,14 @@ def _check_y0(y0):
     leaves = jtu.tree_leaves(y0)
     if not leaves:
         raise ValueError("solve: y0 has no arrays")
-
-    def check(a):
-        a = jnp.asarray(a)
-        if not jnp.issubdtype(a.dtype, jnp.inexact):
-            raise ValueError(f"solve: y0 must hold floating-point arrays, got dtype {a.dtype}")
-        a_np = concrete(a)
-        if a_np is not None:
-            if np.any(np.isnan(a_np)):
-                raise ValueError(
-                    f"solve: y0 contains NaN (shape {a.shape}); give a finite initial state"
-                )
-            return a
-        return eqx.error_if(a, jnp.any(jnp.isnan(a)), "solve: y0 contains NaN")
-
-    return jtu.tree_map(check, y0)
+    for a in leaves:
+        dtype = jnp.result_type(a)
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            raise ValueError(f"solve: y0 must hold floating-point arrays, got dtype {dtype}")
+    return check_finite(jtu.tree_map(jnp.asarray, y0), "solve: y0")
 
 
 def _check_positive(x, name):
-    x_np = concrete(x)
-    if x_np is not None:
-        if not (x_np.ndim == 0 and float(x_np) > 0):
-            raise ValueError(f"solve: {name} must be a positive scalar, got {name}={x}")
-        return float(x_np)
-    return eqx.error_if(x, jnp.logical_not(x > 0), f"solve: {name} must be > 0")
+    x = check_positive(x, f"solve: {name}", scalar=True)
+    a = concrete(x)
+    return x if a is None else float(a)

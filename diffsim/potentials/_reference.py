@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._checks import check_positive
 from ._dataset import Dataset
 
 _UNITS = {"length": "Angstrom", "energy": "eV", "force": "eV/Angstrom"}
@@ -76,8 +77,8 @@ def generate_lj_clusters(
     _positive(n_configs=n_configs, timestep_fs=timestep_fs, sigma=sigma, epsilon=epsilon)
     _at_least(1, stride=stride)
     _at_least(2, n_atoms=n_atoms)
-    _at_least(0, temperature_K=temperature_K, equilibrate_steps=equilibrate_steps)
-    _at_least(0, friction_per_fs=friction_per_fs)
+    _non_negative(temperature_K=temperature_K, equilibrate_steps=equilibrate_steps)
+    _non_negative(friction_per_fs=friction_per_fs)
     import ase
     from ase.build import bulk
     from ase.calculators.lj import LennardJones
@@ -155,8 +156,8 @@ def generate_copper(
     settings = _settings(generate_copper, locals())
     _positive(n_configs=n_configs, timestep_fs=timestep_fs, lattice_constant=lattice_constant)
     _at_least(1, repeat=repeat, stride=stride)
-    _at_least(0, temperature_K=temperature_K, equilibrate_steps=equilibrate_steps)
-    _at_least(0, friction_per_fs=friction_per_fs, strain=strain, rattle=rattle)
+    _non_negative(temperature_K=temperature_K, equilibrate_steps=equilibrate_steps)
+    _non_negative(friction_per_fs=friction_per_fs, strain=strain, rattle=rattle)
     if strain >= 0.5:
         raise ValueError(f"generate_copper: strain must be < 0.5, got {strain}")
     from ase.build import bulk
@@ -242,8 +243,8 @@ def generate_molecule(
     settings = _settings(generate_molecule, locals())
     _positive(n_configs=n_configs, timestep_fs=timestep_fs)
     _at_least(1, stride=stride)
-    _at_least(0, temperature_K=temperature_K, equilibrate_steps=equilibrate_steps)
-    _at_least(0, friction_per_fs=friction_per_fs)
+    _non_negative(temperature_K=temperature_K, equilibrate_steps=equilibrate_steps)
+    _non_negative(friction_per_fs=friction_per_fs)
     _positive(accuracy=accuracy)
     if method not in _XTB_METHODS:
         raise ValueError(f"generate_molecule: method must be one of {_XTB_METHODS}, got {method!r}")
@@ -343,11 +344,16 @@ def _settings(fn, local_vars: dict) -> dict:
 
 def _positive(**values) -> None:
     for name, v in values.items():
-        if isinstance(v, bool) or not v > 0:
-            raise ValueError(f"{name} must be > 0, got {v!r}")
+        check_positive(v, name)
 
 
-def _at_least(lo, **values) -> None:
+def _non_negative(**values) -> None:
+    for name, v in values.items():
+        check_positive(v, name, allow_zero=True)
+
+
+def _at_least(lo: int, **values) -> None:
+    """Integer counts (strides, sizes) of at least `lo`."""
     for name, v in values.items():
         if isinstance(v, bool) or not v >= lo:
             raise ValueError(f"{name} must be >= {lo}, got {v!r}")

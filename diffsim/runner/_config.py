@@ -3,18 +3,22 @@
 An experiment declares a frozen dataclass `Config`; fields may be bool, int, float, str,
 `Literal[...]`, `list[T]`, `tuple[T, ...]` or nested dataclasses (TOML tables). Bounds
 go in field metadata: `field(default=1e-3, metadata={"min": 0, "max": 1})`; `"min_exclusive"`
-/ `"max_exclusive"` for strict bounds.
+/ `"max_exclusive"` for strict bounds. Floats must be finite (`"finite": False` in
+the metadata admits +-inf, never NaN); integers must fit in 64 bits.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
+
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class ConfigError(Exception):
@@ -204,8 +208,16 @@ def _convert(tp, value, source, key, metadata):
     elif tp is not Any:
         raise ConfigError(f"{source}: key '{key}': unsupported field type {tp!r}")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if value != value:  # NaN
-            raise _fail(source, key, value, tp, metadata)
+        allow_inf = metadata.get("finite", True) is False
+        if isinstance(value, float) and (value != value or (math.isinf(value) and not allow_inf)):
+            raise ConfigError(
+                f"{source}: key '{key}': got {value!r}, expected a finite number"
+                + (f" {_bounds(metadata)}" if _bounds(metadata) else "")
+            )
+        if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+            raise ConfigError(
+                f"{source}: key '{key}': got {value}, expected an integer that fits in 64 bits"
+            )
         lo, hi = metadata.get("min"), metadata.get("max")
         lo_x, hi_x = metadata.get("min_exclusive"), metadata.get("max_exclusive")
         if (

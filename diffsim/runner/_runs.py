@@ -1,51 +1,63 @@
-"""Run directories, the experiment registry, and running an experiment from a config."""
+"""From a config to a finished run directory, each rule in one place.
+
+The config travels one way: `plan_run` loads and validates the config (or the saved config
+of a run to resume) and applies every rule that can be checked before anything is written;
+`claim_run` claims the run directory atomically and locks it; `execute` runs the
+experiment in it and records how it ended. `run_experiment` does all three.
+
+A run directory holds `config.toml`, `log.txt`, `status.json` (`running`, `finished`,
+`failed` with the reason, or `interrupted`), `metrics.json` once finished, and whatever
+the experiment writes. While a run is alive it holds `run.lock` (the process id and host);
+a second run or resume of the same directory is refused, and the lock of a process that
+died is taken over with a note in the log.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib
 import json
 import math
 import os
-import pkgutil
-import sys
+import socket
 import time
-from collections.abc import Callable
+import traceback
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from ._config import (
-    ConfigError,
-    apply_overrides,
-    build_config,
-    config_to_dict,
-    read_toml,
-    to_toml,
-)
+from ._config import ConfigError, apply_overrides, build_config, config_to_dict, read_toml, to_toml
+from ._registry import Experiment, find_experiment
 
 RUNS = Path("runs")
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.json"
 LOG_FILE = "log.txt"
+STATUS_FILE = "status.json"
+LOCK_FILE = "run.lock"
+
+
+class RunError(Exception):
+    """A run that cannot start: the message names the path and the problem."""
 
 
 class Run:
-    """The run directory an experiment writes into.
+    """A claimed run directory that an experiment writes into.
 
-    **Attributes:** `dir` (the run directory, created), `resume` (True when continuing an
-    interrupted run, so training loops should pass `resume=True` to `diffsim.fit`).
+    **Attributes:** `dir` (the run directory), `resume` (True when continuing an
+    interrupted run: training loops pass `resume=run.resume` to `diffsim.fit`), `quiet`
+    (no printing and no progress bars).
     """
 
     def __init__(self, directory: str | os.PathLike, *, resume: bool = False, quiet: bool = False):
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.resume = resume
         self.quiet = quiet
 
+    def __repr__(self) -> str:
+        return f"Run({str(self.dir)!r}, resume={self.resume})"
+
     def log(self, message: str) -> None:
-        """Appends a time-stamped line to `log.txt` and prints it."""
+        """Appends a time-stamped line to `log.txt` and prints it (unless quiet)."""
         stamp = datetime.datetime.now().strftime("%H:%M:%S")
         with open(self.dir / LOG_FILE, "a") as f:
             f.write(f"[{stamp}] {message}\n")
@@ -64,67 +76,30 @@ class Run:
         return path
 
     def path(self, name: str) -> Path:
-        """A path for a new file in the run directory."""
+        """A path for a file in the run directory."""
         return self.dir / name
 
 
 @dataclasses.dataclass(frozen=True)
-class Experiment:
-    name: str
-    module: ModuleType
-    config_cls: type
-    fn: Callable
+class RunPlan:
+    """A validated run, not started: the experiment, its config and where it goes."""
 
-    @property
-    def description(self) -> str:
-        doc = (self.module.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
-
-
-def find_experiment(name: str, source: str = "config") -> Experiment:
-    """Gives the experiment named `name` (`experiments/<name>.py`) or `"module:function"`."""
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{source}: key 'experiment' must name an experiment, got {name!r}")
-    if ":" in name:
-        mod_name, fn_name = name.split(":", 1)
-        if os.getcwd() not in sys.path:  # a user's own module beside their config
-            sys.path.insert(0, os.getcwd())
-    else:
-        mod_name, fn_name = f"experiments.{name}", "run"
-        known = list_experiments()
-        if name not in known:
-            import difflib
-
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(
-                f"{source}: key 'experiment': unknown experiment {name!r}{hint} "
-                f"(run `diffsim list`; or give 'module:function')"
-            )
-    try:
-        module = importlib.import_module(mod_name)
-    except ModuleNotFoundError as e:
-        raise ConfigError(f"{source}: key 'experiment': cannot import {mod_name!r}: {e}") from None
-    fn = getattr(module, fn_name, None)
-    cls = getattr(module, "Config", None)
-    if not callable(fn) or cls is None or not dataclasses.is_dataclass(cls):
-        raise ConfigError(
-            f"{source}: key 'experiment': {mod_name} needs a dataclass `Config` and a "
-            f"function `{fn_name}(cfg, run)`"
-        )
-    return Experiment(name, module, cls, fn)
-
-
-def list_experiments() -> list[str]:
-    import experiments
-
-    return sorted(
-        m.name for m in pkgutil.iter_modules(experiments.__path__) if not m.name.startswith("_")
-    )
+    experiment: Experiment
+    config: Any
+    directory: Path | None
+    """The run directory (`--out` or the run to resume); `None`: a new one under `runs`."""
+    runs: Path = RUNS
+    name: str = ""
+    """The stem of a new default directory `runs/<name>-<time>`."""
+    resume: bool = False
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> tuple[Experiment, Any]:
     """Reads, overrides and validates a config file; gives `(experiment, cfg)`.
+
+    Beyond the types and bounds of `Config`, an experiment module may define
+    `validate(cfg)`, raising `ValueError` for what only it understands (a missing data
+    file, sizes larger than a pool); it runs here, before any run directory exists.
 
     **Raises:** `ConfigError` naming the file, key, value and what is allowed.
     """
@@ -135,22 +110,142 @@ def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> tuple[Exp
         raise ConfigError(f"{source}: missing required key 'experiment' (see `diffsim list`)")
     exp = find_experiment(data.pop("experiment"), source)
     cfg = build_config(exp.config_cls, data, source)
+    validate_config(exp, cfg, source)
     return exp, cfg
 
 
-def new_run_dir(name: str, base: str | os.PathLike = RUNS) -> Path:
-    """Creates `base/<name>-<timestamp>` (with a suffix if taken); never reuses a folder."""
-    base = Path(base)
-    base.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for i in range(1000):
-        candidate = base / (f"{name}-{stamp}" + (f"-{i}" if i else ""))
+def validate_config(exp: Experiment, cfg: Any, source: str) -> None:
+    """Runs the experiment's own `validate(cfg)` hook, if it has one."""
+    validate = getattr(exp.module, "validate", None)
+    if callable(validate):
         try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
-    raise RuntimeError(f"could not create a new run directory under {base}")
+            validate(cfg)
+        except (ValueError, FileNotFoundError) as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+
+def plan_run(
+    config: str | os.PathLike | None = None,
+    *,
+    overrides: list[str] = (),
+    out: str | os.PathLike | None = None,
+    runs: str | os.PathLike = RUNS,
+    resume: str | os.PathLike | None = None,
+) -> RunPlan:
+    """Validates a run before anything is written: a config file (new run) or `resume`.
+
+    **Raises:** `ConfigError` for the config, `RunError` for the run directory: a resumed
+    directory that is not a run or already finished, `--set` with `--resume`, a config
+    naming another experiment than the run to resume, an `out` that exists and is not an
+    empty folder, a `runs` that is not a folder.
+    """
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise RunError(f"--resume {run_dir}: not a run directory (no {CONFIG_FILE})")
+        if (run_dir / METRICS_FILE).exists():
+            raise RunError(f"--resume {run_dir}: that run already finished ({METRICS_FILE} exists)")
+        if overrides:
+            raise RunError("--resume continues a run with its saved config; --set is not allowed")
+        exp, cfg = load_config(run_dir / CONFIG_FILE)
+        if config is not None:
+            other, _ = load_config(config)
+            if other.name != exp.name:
+                raise RunError(
+                    f"--resume {run_dir}: that run is experiment {exp.name!r}, "
+                    f"but {config} names {other.name!r}"
+                )
+        return RunPlan(exp, cfg, run_dir, resume=True)
+    if config is None:
+        raise RunError(
+            "run: give a config file (e.g. configs/ode_stability.toml) or --resume RUN_DIR"
+        )
+    exp, cfg = load_config(config, list(overrides))
+    if out is not None:
+        _check_new_dir(Path(out), "--out")
+    runs = Path(runs)
+    if out is None and runs.exists() and not runs.is_dir():
+        raise RunError(f"--runs {runs}: exists and is not a folder")
+    return RunPlan(exp, cfg, None if out is None else Path(out), runs, Path(config).stem)
+
+
+def claim_run(plan: RunPlan, *, quiet: bool = False) -> Run:
+    """Claims the plan's run directory atomically and locks it; gives the `Run`.
+
+    A new directory is created exclusively (`mkdir`); an existing empty `out` is claimed
+    by creating its lock exclusively, so of two runs started into one folder at the same
+    moment exactly one proceeds. A resumed directory is locked the same way.
+
+    **Raises:** `RunError` naming the path and the problem.
+    """
+    if plan.resume:
+        run = Run(plan.directory, resume=True, quiet=quiet)
+        note = _lock(run.dir, "--resume")
+        if note:
+            run.log(note)
+        return run
+    if plan.directory is None:
+        directory = _new_dir(plan.runs, plan.name or plan.experiment.name)
+    else:
+        directory = plan.directory
+        _check_new_dir(directory, "--out")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunError(f"--out {directory}: cannot create the folder ({_why(e)})") from None
+    _lock(directory, "--out" if plan.directory is not None else "run directory")
+    others = [p.name for p in directory.iterdir() if p.name != LOCK_FILE]
+    if others:
+        _unlock(directory)
+        raise RunError(f"--out {directory}: exists and is not empty; a run never overwrites")
+    return Run(directory, resume=False, quiet=quiet)
+
+
+def execute(plan: RunPlan, run: Run) -> dict:
+    """Runs the plan's experiment in the claimed `run`; gives the metrics.
+
+    Writes the config (new runs), `status.json` and, at the end, `metrics.json`
+    atomically; releases the lock however the run ends. A run that raises keeps its
+    directory: `status.json` records the one-line reason and `log.txt` the traceback; the
+    exception propagates.
+    """
+    exp, cfg = plan.experiment, plan.config
+    try:
+        if not plan.resume:
+            (run.dir / CONFIG_FILE).write_text(
+                to_toml({"experiment": exp.name, **config_to_dict(cfg)})
+            )
+        _write_status(run.dir, "running")
+        run.log(f"{exp.name}: {exp.description}" + (" (resumed)" if plan.resume else ""))
+        t0 = time.perf_counter()
+        # A config field `float64` sets the precision of the whole run (default: JAX's).
+        float64 = getattr(cfg, "float64", None)
+        if float64 is None:
+            metrics = exp.fn(cfg, run)
+        else:
+            import jax
+
+            with jax.enable_x64(bool(float64)):
+                metrics = exp.fn(cfg, run)
+        metrics = dict(metrics or {})
+        metrics.setdefault("wall_time_s", round(time.perf_counter() - t0, 3))
+        _write_atomic(
+            run.dir / METRICS_FILE, json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n"
+        )
+        _write_status(run.dir, "finished")
+        return metrics
+    except KeyboardInterrupt:
+        _write_status(run.dir, "interrupted")
+        run.log(f"interrupted; resume with `diffsim run --resume {run.dir}`")
+        raise
+    except BaseException as e:
+        reason = failure_reason(e)
+        _write_status(run.dir, "failed", reason)
+        with open(run.dir / LOG_FILE, "a") as f:
+            f.write("".join(traceback.format_exception(e)))
+        raise
+    finally:
+        _unlock(run.dir)
 
 
 def run_experiment(
@@ -161,53 +256,151 @@ def run_experiment(
     resume: bool = False,
     quiet: bool = False,
 ) -> tuple[dict, Path]:
-    """Runs an experiment with a config into a new run directory; gives `(metrics, run_dir)`.
+    """Runs an experiment with a config into a run directory; gives `(metrics, run_dir)`.
 
-    `out` is the run directory to create (it must not exist, or must be empty), or, with
-    `resume=True`, an existing run directory to continue.
+    `out` is the run directory to create (it must not exist, or be empty; `None`: a new
+    one under `runs/`), or, with `resume=True`, an existing run directory to continue
+    (then `cfg` must be `None`: a run continues with its saved config).
     """
-    exp = experiment if isinstance(experiment, Experiment) else find_experiment(experiment)
-    if cfg is None:
-        cfg = exp.config_cls()
     if resume:
-        run_dir = Path(out)
-    elif out is None:
-        run_dir = new_run_dir(exp.name.replace(":", "-").replace(".", "-"))
+        if cfg is not None:
+            raise RunError("run_experiment: resume continues a run with its saved config")
+        plan = plan_run(resume=out)
     else:
-        run_dir = Path(out)
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise FileExistsError(f"{run_dir} exists and is not empty; a run never overwrites")
-        run_dir.mkdir(parents=True, exist_ok=True)
-    config_text = to_toml({"experiment": exp.name, **config_to_dict(cfg)})
-    config_path = run_dir / CONFIG_FILE
-    if not resume:
-        config_path.write_text(config_text)
-    run = Run(run_dir, resume=resume, quiet=quiet)
-    run.log(f"{exp.name}: {exp.description}")
-    t0 = time.perf_counter()
-    # A config field `float64` sets the precision of the whole run (default: JAX's).
-    float64 = getattr(cfg, "float64", None)
-    if float64 is None:
-        metrics = exp.fn(cfg, run)
-    else:
-        import jax
+        exp = experiment if isinstance(experiment, Experiment) else find_experiment(experiment)
+        cfg = exp.config_cls() if cfg is None else cfg
+        validate_config(exp, cfg, exp.name)
+        if out is not None:
+            _check_new_dir(Path(out), "out")
+        plan = RunPlan(exp, cfg, None if out is None else Path(out), RUNS, _slug(exp.name))
+    run = claim_run(plan, quiet=quiet)
+    return execute(plan, run), run.dir
 
-        with jax.enable_x64(bool(float64)):
-            metrics = exp.fn(cfg, run)
-    metrics = dict(metrics or {})
-    metrics.setdefault("wall_time_s", round(time.perf_counter() - t0, 3))
-    tmp = run_dir / (METRICS_FILE + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, run_dir / METRICS_FILE)
-    return metrics, run_dir
+
+def failure_reason(e: BaseException) -> str:
+    """One line saying why a run failed."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 def summary_table(metrics: dict) -> str:
+    """The metrics as a two-column text table."""
     rows = [(k, _fmt(v)) for k, v in metrics.items()]
     width = max((len(k) for k, _ in rows), default=6)
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  -----"]
     lines += [f"{k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)
+
+
+# --- run directories and locks -----------------------------------------------------
+
+
+def _why(e: OSError) -> str:
+    return e.strerror or type(e).__name__
+
+
+def _slug(name: str) -> str:
+    return name.replace(":", "-").replace(".", "-")
+
+
+def _check_new_dir(directory: Path, what: str) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise RunError(f"{what} {directory}: exists and is not a folder")
+    if directory.is_dir() and any(p.name != LOCK_FILE for p in directory.iterdir()):
+        raise RunError(f"{what} {directory}: exists and is not empty; a run never overwrites")
+    for parent in directory.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise RunError(f"{what} {directory}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise RunError(f"{what} {directory}: cannot write in {parent} (permission denied)")
+            break
+
+
+def _new_dir(base: Path, name: str) -> Path:
+    """Creates `base/<name>-<timestamp>` (with a suffix if taken); never reuses a folder."""
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"--runs {base}: cannot create the folder ({_why(e)})") from None
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for i in range(1000):
+        candidate = base / (f"{name}-{stamp}" + (f"-{i}" if i else ""))
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise RunError(f"--runs {base}: cannot create a run directory ({_why(e)})") from None
+        return candidate
+    raise RunError(f"--runs {base}: could not create a new run directory")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock(directory: Path, what: str) -> str:
+    """Creates `directory/run.lock` exclusively; gives a note if a stale lock was taken over."""
+    path = directory / LOCK_FILE
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+    note = ""
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text())
+                pid, host = int(holder["pid"]), str(holder["host"])
+            except FileNotFoundError:
+                continue  # released meanwhile: try again
+            except (ValueError, KeyError, TypeError, OSError):
+                pid, host = -1, "?"
+            if host == me["host"] and not _pid_alive(pid):
+                # A dead process's lock: exactly one contender renames it away.
+                try:
+                    os.rename(path, directory / f"{LOCK_FILE}.stale-{os.getpid()}")
+                except FileNotFoundError:
+                    continue
+                os.unlink(directory / f"{LOCK_FILE}.stale-{os.getpid()}")
+                note = f"took over the lock of process {pid} on {host}, which is no longer running"
+                continue
+            raise RunError(
+                f"{what} {directory}: in use by a running process (pid {pid} on {host}); "
+                f"wait for it to finish, or remove {path} if that process is gone"
+            ) from None
+        except OSError as e:
+            raise RunError(f"{what} {directory}: cannot write in it ({_why(e)})") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(me) + "\n")
+        return note
+    raise RunError(f"{what} {directory}: could not take its lock")
+
+
+def _unlock(directory: Path) -> None:
+    try:
+        os.unlink(directory / LOCK_FILE)
+    except FileNotFoundError:
+        pass
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_status(directory: Path, status: str, reason: str | None = None) -> None:
+    record = {"status": status, "time": datetime.datetime.now().isoformat(timespec="seconds")}
+    if reason is not None:
+        record["reason"] = reason
+    _write_atomic(directory / STATUS_FILE, json.dumps(record) + "\n")
 
 
 def _fmt(v) -> str:

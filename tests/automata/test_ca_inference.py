@@ -18,7 +18,7 @@ from diffsim.automata import (
     flip_cells,
     life_data,
     life_step,
-    neighbourhoods,
+    neighborhoods,
     observed_configurations,
     parse_rule,
     reported_table,
@@ -54,7 +54,7 @@ def _train(models, data, steps, lr, k=1):
 
 def test_neighbourhood_index_is_wolfram_order():
     row = jnp.array([1, 0, 1, 1, 0, 0, 1, 0])
-    idx = configuration_index(neighbourhoods(row, 1))
+    idx = configuration_index(neighborhoods(row, 1))
     l, r = jnp.roll(row, 1), jnp.roll(row, -1)
     np.testing.assert_array_equal(idx, 4 * l + 2 * row + r)
     np.testing.assert_array_equal(configuration_index(configurations(2)), np.arange(512))
@@ -62,7 +62,7 @@ def test_neighbourhood_index_is_wolfram_order():
 
 def test_true_table_reproduces_the_simulator(getkey):
     grid = jax.random.bernoulli(getkey(), 0.5, (16, 16)).astype(jnp.int32)
-    index = jax.jit(lambda g, d: configuration_index(neighbourhoods(g, d)), static_argnums=1)
+    index = jax.jit(lambda g, d: configuration_index(neighborhoods(g, d)), static_argnums=1)
     for rule in (LIFE, parse_rule("B36/S125")):
         via_table = true_table(rule)[index(grid, 2)]
         np.testing.assert_array_equal(via_table, life_step(rule, grid))
@@ -101,7 +101,7 @@ def test_table_reads_the_network():
             model.table(),
             model.patch_logits(configurations(1)),
             model.logits(row),
-            configuration_index(neighbourhoods(row, 1)),
+            configuration_index(neighborhoods(row, 1)),
             rollout_logits(model, row, 1),
         )
 
@@ -143,7 +143,7 @@ def test_unobserved_configurations_are_reported_not_guessed():
     np.testing.assert_array_equal(reported_table(learned, observed), [0] + [-1] * 7)
     # min_count: a configuration seen fewer times than that is not identifiable either.
     row = jnp.array([[0, 0, 0, 0, 0, 1, 1, 0], [0] * 8])
-    counts = jnp.bincount(configuration_index(neighbourhoods(row[0], 1)), length=8)
+    counts = jnp.bincount(configuration_index(neighborhoods(row[0], 1)), length=8)
     for m in (1, 2, 3):
         np.testing.assert_array_equal(observed_configurations(row, 1, min_count=m), counts >= m)
 

@@ -20,8 +20,8 @@ from diffsim.control import (
     prediction_loss,
     quadratic,
     shoot,
-    simulate,
     terminal_quadratic,
+    trajectory,
     with_parameters,
 )
 
@@ -39,7 +39,7 @@ def test_mpc_balances_mismatched_disturbed_cartpole():
     assert float(jnp.max(jnp.abs(res.xs[-10:, 1]))) < 0.03
     assert float(jnp.max(jnp.abs(res.xs[-10:, 0]))) < 0.1
     # Open loop with the same disturbance, the upright pole falls.
-    xs_open = simulate(plant, x0, jnp.zeros((60, 1)))
+    xs_open = trajectory(plant, x0, jnp.zeros((60, 1)))
     assert float(jnp.max(jnp.abs(xs_open[:, 1]))) > 1.0
     with pytest.raises(ValueError, match="horizon must be an int >= 1"):
         MPC(model, cost, horizon=0)
@@ -65,7 +65,7 @@ def _pendulum_data(key, true):
     model = Discretised(true, 0.05)
     us = jax.random.normal(key, (4, 40, 1))
     x0s = jnp.array([[0.5, 0.0], [-1.0, 0.5], [2.0, 0.0], [0.0, -1.0]])
-    return jax.vmap(lambda x0, u: simulate(model, x0, u))(x0s, us), us
+    return jax.vmap(lambda x0, u: trajectory(model, x0, u))(x0s, us), us
 
 
 def test_sysid_recovers_parameters_from_clean_data(getkey):

@@ -24,9 +24,9 @@ from diffsim.control import (
     multiple_shooting_init,
     quadratic,
     shoot,
-    simulate,
     single_shooting,
     terminal_quadratic,
+    trajectory,
     trajectory_cost,
 )
 
@@ -223,7 +223,7 @@ def test_multiple_shooting_matches_single_shooting():
     v, d, _, _ = penalised_optimum(1e8)
     assert float(jnp.max(jnp.abs(d))) < 1e-6
     np.testing.assert_allclose(v.us, us_lqr, atol=1e-5 * float(jnp.max(jnp.abs(us_lqr))))
-    xs = simulate(model, x0, v.us)
+    xs = trajectory(model, x0, v.us)
     np.testing.assert_allclose(v.knots, xs[10:-1:10], atol=1e-6)
 
 

@@ -26,8 +26,8 @@ from diffsim.control import (
     costate_gradient,
     obstacle,
     quadratic,
-    simulate,
     terminal_quadratic,
+    trajectory,
     trajectory_cost,
 )
 from diffsim.ode import Euler, Midpoint
@@ -210,7 +210,7 @@ def test_double_integrator_discretisation_is_exact():
 def test_energy_is_conserved_without_friction_or_control():
     s = CartPole()
     model = Discretised(s, dt=0.01)
-    xs = simulate(model, jnp.array([0.0, 2.5, 0.3, 0.0]), jnp.zeros((300, 1)))
+    xs = trajectory(model, jnp.array([0.0, 2.5, 0.3, 0.0]), jnp.zeros((300, 1)))
 
     def energy(x):
         v, w, th = x[2], x[3], x[1]
@@ -274,4 +274,4 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match=r"x must have shape \(4,\)"):
         CartPole().dynamics(jnp.zeros(3), jnp.zeros(1))
     with pytest.raises(ValueError, match=r"us must have shape \(T, m\)"):
-        simulate(Discretised(CartPole(), 0.1), jnp.zeros(4), jnp.zeros(5))
+        trajectory(Discretised(CartPole(), 0.1), jnp.zeros(4), jnp.zeros(5))

@@ -156,6 +156,8 @@ def test_sigkill_and_resume_is_bitwise_identical(tmp_path):
 
     resumed = cli("run", "--resume", str(run_dir), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
+    # The killed process left its lock behind; the resume took it over and said so.
+    assert "took over the lock of process" in (run_dir / "log.txt").read_text()
     a = (tmp_path / "full" / "checkpoint.eqx").read_bytes()
     b = (run_dir / "checkpoint.eqx").read_bytes()
     assert a == b  # bitwise-equal parameters and optimiser state

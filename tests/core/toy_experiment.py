@@ -24,6 +24,7 @@ class Config:
     width: int = dataclasses.field(default=16, metadata={"min": 1, "max": 1024})
     delay: float = dataclasses.field(default=0.0, metadata={"min": 0})
     checkpoint_every: int = 10
+    fail_at: int = dataclasses.field(default=0, metadata={"min": 0})
     optim: Optim = Optim()
 
 
@@ -40,7 +41,13 @@ def run(cfg: Config, run):
         return jnp.mean((jax.vmap(m)(x) - y) ** 2)
 
     opt = {"adam": optax.adam, "sgd": optax.sgd}[cfg.optim.name](cfg.optim.lr)
-    stop = (lambda rec: time.sleep(cfg.delay) or False) if cfg.delay else None
+
+    def stop(rec):
+        if cfg.fail_at and rec["step"] == cfg.fail_at:
+            raise RuntimeError(f"toy failure at step {cfg.fail_at}\nsecond line")
+        time.sleep(cfg.delay)
+        return False
+
     result = diffsim.fit(
         loss_fn,
         model,

@@ -241,7 +241,7 @@ def test_cache_reuse_and_refusal(tmp_path):
 
 
 def test_generator_argument_errors():
-    with pytest.raises(ValueError, match="n_configs must be > 0"):
+    with pytest.raises(ValueError, match="n_configs must be finite and > 0"):
         pot.generate_copper(0)
     with pytest.raises(ValueError, match="stride must be >= 1"):
         pot.generate_lj_clusters(2, stride=0)

@@ -1,16 +1,10 @@
 """Small versions of the learned-potential experiments, asserting their claims."""
 
-import dataclasses
-
 import pytest
+from _helpers import small
 
 import diffsim.potentials as pot
-from diffsim.runner import find_experiment, load_config, run_experiment
-
-
-def small(name, **changes):
-    exp = find_experiment(name)
-    return exp, dataclasses.replace(exp.config_cls(), **changes)
+from diffsim.runner import load_config, run_experiment
 
 
 def test_potential_configs_validate():

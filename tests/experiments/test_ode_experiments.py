@@ -1,16 +1,11 @@
 """Small versions of the foundation's experiments, asserting their claims."""
 
-import dataclasses
 import json
 
 import pytest
+from _helpers import small
 
-from diffsim.runner import find_experiment, load_config, run_experiment
-
-
-def small(name, **changes):
-    exp = find_experiment(name)
-    return exp, dataclasses.replace(exp.config_cls(), **changes)
+from diffsim.runner import load_config, run_experiment
 
 
 def test_configs_validate():

@@ -1,10 +1,9 @@
 """Small versions of the control experiments, asserting their claims."""
 
-import dataclasses
-
 import pytest
+from _helpers import small
 
-from diffsim.runner import find_experiment, load_config, run_experiment
+from diffsim.runner import load_config, run_experiment
 
 NAMES = [
     "cartpole_swingup",
@@ -15,11 +14,6 @@ NAMES = [
     "sysid_cartpole",
     "gradient_horizon",
 ]
-
-
-def small(name, **changes):
-    exp = find_experiment(name)
-    return exp, dataclasses.replace(exp.config_cls(), **changes)
 
 
 def test_configs_validate():
