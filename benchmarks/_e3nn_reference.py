@@ -32,7 +32,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from diffsim.potentials import MLP, AbstractEnergyModel, Edges, mlp, per_row
+from diffsim.potentials import MLP, AbstractEnergyModel, Edges, per_row
 
 
 def _radial_mlp(n_in: int, hidden: Sequence[int], n_out: int, *, key) -> list[tuple]:
@@ -196,7 +196,7 @@ class E3nnNequIP(AbstractEnergyModel):
             )
             irreps = blocks[-1].irreps_out
         self.interactions = tuple(blocks)
-        self.readout = mlp(n_scalars, n_scalars // 2 or 1, 1, key=keys[-1])
+        self.readout = MLP(n_scalars, n_scalars // 2 or 1, 1, key=keys[-1])
         self.e_ref = jnp.zeros((len(self.elements),))
         self.scale = jnp.ones(())
 

@@ -40,7 +40,6 @@ from ._layers import (
     bessel_basis as bessel_basis,
     build_edges as build_edges,
     linear as linear,
-    mlp as mlp,
     per_row as per_row,
     polynomial_envelope as polynomial_envelope,
     shifted_softplus as shifted_softplus,

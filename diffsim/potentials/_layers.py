@@ -7,7 +7,7 @@ derivatives (DimeNet, p = 6), so energies and forces are continuous as atoms cro
 
 The dense layers are equinox's own `eqx.nn.Linear` and `eqx.nn.Embedding`; `MLP` is two
 `eqx.nn.Linear` around an activation (see its docstring for why not `eqx.nn.MLP`).
-`linear` and `mlp` make them with the LeCun-normal initialisation of the SchNet and
+`linear` and `MLP` are made with the LeCun-normal initialisation of the SchNet and
 PaiNN reference codes; `per_row` applies them over leading axes.
 """
 
@@ -119,34 +119,39 @@ def linear(n_in: int, n_out: int, *, key: PRNGKeyArray, bias: bool = True) -> eq
 
 
 class MLP(eqx.Module):
-    """Linear -> activation -> Linear on one feature vector, from two `eqx.nn.Linear`.
+    """Linear -> activation -> Linear on one feature vector, from two `eqx.nn.Linear` with
+    LeCun-normal weights and zero biases.
 
     `eqx.nn.MLP(depth=1)` computes the same, but keeps its activation as a pytree leaf
     (a function, vmapped per neuron to allow learnt activations): a model holding one is
     then not a tree of arrays, so `jax.jit` cannot take it as an argument. Here the
     activation is a static field and every leaf is an array.
+
+    **Arguments:** `n_in`, `n_hidden`, `n_out` sizes; `key`; `activation` (default SiLU).
+
+    **Example:** `per_row(MLP(16, 32, 1, key=key), features)` gives shape `(n, 1)`.
     """
 
     hidden: eqx.nn.Linear
     output: eqx.nn.Linear
     activation: Callable[[Array], Array] = eqx.field(static=True)
 
+    def __init__(
+        self,
+        n_in: int,
+        n_hidden: int,
+        n_out: int,
+        *,
+        key: PRNGKeyArray,
+        activation: Callable[[Array], Array] = jax.nn.silu,
+    ):
+        k1, k2 = jax.random.split(key)
+        self.hidden = linear(n_in, n_hidden, key=k1)
+        self.output = linear(n_hidden, n_out, key=k2)
+        self.activation = activation
+
     def __call__(self, x: Float[Array, " i"]) -> Float[Array, " o"]:
         return self.output(self.activation(self.hidden(x)))
-
-
-def mlp(
-    n_in: int,
-    n_hidden: int,
-    n_out: int,
-    *,
-    key: PRNGKeyArray,
-    activation: Callable[[Array], Array] = jax.nn.silu,
-) -> MLP:
-    """Gives an `MLP` (Linear -> activation -> Linear) with LeCun-normal weights and zero
-    biases."""
-    k1, k2 = jax.random.split(key)
-    return MLP(linear(n_in, n_hidden, key=k1), linear(n_hidden, n_out, key=k2), activation)
 
 
 def per_row(layer: Callable[[Array], Array], x: Array) -> Array:

@@ -51,7 +51,7 @@ from ..molecular import (
     check_box,
     pair_indices,
 )
-from ._layers import MLP, Edges, build_edges, linear, mlp, per_row, shifted_softplus
+from ._layers import MLP, Edges, build_edges, linear, per_row, shifted_softplus
 
 
 def _scatter(values, index, n):
@@ -240,17 +240,17 @@ class SchNet(AbstractEnergyModel):
             weight=jax.random.normal(keys[0], (len(elements), features))
         )
         self.filters = tuple(
-            mlp(n_rbf, features, features, key=keys[1 + 3 * k], activation=ssp)
+            MLP(n_rbf, features, features, key=keys[1 + 3 * k], activation=ssp)
             for k in range(layers)
         )
         self.inputs = tuple(
             linear(features, features, key=keys[2 + 3 * k], bias=False) for k in range(layers)
         )
         self.outputs = tuple(
-            mlp(features, features, features, key=keys[3 + 3 * k], activation=ssp)
+            MLP(features, features, features, key=keys[3 + 3 * k], activation=ssp)
             for k in range(layers)
         )
-        self.readout = mlp(features, features // 2 or 1, 1, key=keys[-1], activation=ssp)
+        self.readout = MLP(features, features // 2 or 1, 1, key=keys[-1], activation=ssp)
         self.e_ref, self.scale = _init_reference(len(elements))
 
     def hyperparameters(self) -> dict:
@@ -315,14 +315,14 @@ class PaiNN(AbstractEnergyModel):
         F = features
         keys = jax.random.split(key, 5 * layers + 2)
         self.embedding = eqx.nn.Embedding(weight=jax.random.normal(keys[0], (len(elements), F)))
-        self.message_mlps = tuple(mlp(F, F, 3 * F, key=keys[1 + 5 * k]) for k in range(layers))
+        self.message_mlps = tuple(MLP(F, F, 3 * F, key=keys[1 + 5 * k]) for k in range(layers))
         self.message_filters = tuple(
             linear(n_rbf, 3 * F, key=keys[2 + 5 * k]) for k in range(layers)
         )
         self.update_u = tuple(linear(F, F, key=keys[3 + 5 * k], bias=False) for k in range(layers))
         self.update_v = tuple(linear(F, F, key=keys[4 + 5 * k], bias=False) for k in range(layers))
-        self.update_mlps = tuple(mlp(2 * F, F, 3 * F, key=keys[5 + 5 * k]) for k in range(layers))
-        self.readout = mlp(F, F // 2 or 1, 1, key=keys[-1])
+        self.update_mlps = tuple(MLP(2 * F, F, 3 * F, key=keys[5 + 5 * k]) for k in range(layers))
+        self.readout = MLP(F, F // 2 or 1, 1, key=keys[-1])
         self.e_ref, self.scale = _init_reference(len(elements))
 
     def hyperparameters(self) -> dict:

@@ -168,7 +168,7 @@ def test_bad_input():
         md.NVE(energy, dt=0.0)
     with pytest.raises(ValueError, match="dt must be finite and > 0"):
         md.Langevin(energy, dt=-0.01, kT=1.0)
-    with pytest.raises(ValueError, match="kT must be >= 0"):
+    with pytest.raises(ValueError, match="kT must be finite and >= 0"):
         md.Langevin(energy, dt=0.01, kT=-1.0)
     vv = md.NVE(energy, dt=0.005)
     with pytest.raises(ValueError, match="velocities has shape"):
