@@ -303,9 +303,13 @@ def test_cli_forces_errors_are_one_line(trained_dir, tmp_path, capsys):
         assert message in err and "Traceback" not in err and err.count("\n") == 1, err
 
 
+def _metadata(path):
+    # A checkpoint's second line is JSON (the first: the format and a checksum).
+    return json.loads(path.read_bytes().split(b"\n", 2)[1])["metadata"]
+
+
 def test_saved_model_metadata_is_json(trained_dir):
-    header = (trained_dir / "model.eqx").read_bytes().split(b"\n", 1)[0]
-    meta = json.loads(header)["metadata"]
+    meta = _metadata(trained_dir / "model.eqx")
     assert meta["model"] == "painn" and meta["hyperparameters"]["elements"] == [1, 6, 8]
     assert meta["model_format"] == 2
 
@@ -314,8 +318,7 @@ def test_a_model_saved_in_the_old_layout_is_refused(trained_dir, tmp_path):
     """Before format 2 the layers stored square weights (in, out): they would load
     transposed without a word, so a file without the version is refused by name."""
     model = pot.load_model(trained_dir)
-    header = (trained_dir / "model.eqx").read_bytes().split(b"\n", 1)[0]
-    meta = json.loads(header)["metadata"]
+    meta = _metadata(trained_dir / "model.eqx")
     del meta["model_format"]
     diffsim.save_checkpoint(tmp_path / "old.eqx", model, meta)
     with pytest.raises(ValueError, match="model format 1"):
