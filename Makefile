@@ -24,6 +24,7 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check diffsim experiments tests benchmarks
 	$(BIN)/ruff format --check diffsim experiments tests benchmarks
+	$(BIN)/pyright
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f --quick || exit 1; done

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree, Shaped
 
 Scalar = Float[Array, ""]
 RealScalarLike = float | int | Scalar
@@ -17,4 +17,5 @@ __all__ = [
     "PyTree",
     "RealScalarLike",
     "Scalar",
+    "Shaped",
 ]

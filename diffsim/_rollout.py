@@ -301,7 +301,8 @@ def _length(xs, length):
             raise ValueError("rollout: every leaf of xs needs a leading time axis; got a scalar")
         if len(sizes) != 1:
             raise ValueError(
-                f"rollout: leaves of xs disagree on the number of steps: {sorted(sizes)}"
+                "rollout: leaves of xs disagree on the number of steps: "
+                f"{sorted(s for s in sizes if s is not None)}"
             )
         (n,) = sizes
         if length is not None and length != n:
@@ -377,7 +378,7 @@ def _reverse_recursion(step, states, xs, g_final, g_outs, length, keep=False):
         # lams_next[t] is lambda_{t+1}; lambda_t for t < T is lams shifted by one.
         lams = jtu.tree_map(lambda l0, ln: jnp.concatenate([l0[None], ln[:-1]]), lam0, lams_next)
         return lam0, g_step, g_xs, lams
-    return lam0, g_step, ys
+    return lam0, g_step, ys, None
 
 
 def _outs_like(step, states, xs):
@@ -408,7 +409,7 @@ def _adjoint_bwd(states, grad_obj, perturbed, vjp_arg, length):
     del perturbed
     step, _, xs = vjp_arg
     g_final, g_outs = grad_obj
-    lam0, g_step, g_xs = _reverse_recursion(step, states, xs, g_final, g_outs, length)
+    lam0, g_step, g_xs, _ = _reverse_recursion(step, states, xs, g_final, g_outs, length)
     return (g_step, lam0, g_xs)
 
 

@@ -25,3 +25,18 @@ def getkey():
         return sub
 
     return _getkey
+
+
+@pytest.fixture
+def unchecked():
+    """Turns off jaxtyping's annotation checks for one test.
+
+    The suite runs with jaxtyping's import hook (beartype), so a wrong shape or type is a
+    `TypeCheckError` at the call. Tests of the library's own validation (the clear
+    `ValueError` a user without the hook gets) take this fixture.
+    """
+    import jaxtyping
+
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", False)

@@ -15,15 +15,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, ArrayLike, Float, Int, PRNGKeyArray, Scalar
+from .._custom_types import Array, ArrayLike, Float, Int, PRNGKeyArray, Scalar, Shaped
 from .._rollout import BPTT, AbstractGradient, rollout
 from ._rules import ElementaryRule, LifeLikeRule
 from ._simulate import AbstractBoundary, Periodic, run_elementary, run_life
 
 
 def neighborhoods(
-    cells: Float[ArrayLike, "..."], dims: int, boundary: AbstractBoundary = Periodic()
-) -> Float[Array, "... taps"]:
+    cells: Shaped[ArrayLike, "..."], dims: int, boundary: AbstractBoundary = Periodic()
+) -> Shaped[Array, "... taps"]:
     """Gives every cell's neighbourhood as a trailing axis.
 
     For `dims = 1` the taps are `(left, centre, right)` (with `boundary`), for `dims = 2`
@@ -53,7 +53,7 @@ def configurations(dims: int) -> Int[Array, "n taps"]:
     return jnp.asarray(bits, jnp.int32)
 
 
-def configuration_index(patches: Int[ArrayLike, "... taps"]) -> Int[Array, "..."]:
+def configuration_index(patches: Shaped[ArrayLike, "... taps"]) -> Int[Array, "..."]:
     """Gives the index of each 0/1 neighbourhood (see `neighborhoods`)."""
     patches = jnp.asarray(patches).astype(jnp.int32)
     taps = patches.shape[-1]
@@ -131,18 +131,18 @@ class LocalRuleNet(eqx.Module):
         self.out_weight = jax.random.normal(k3, (hidden,), dtype) / math.sqrt(hidden)
         self.out_bias = jnp.zeros((), dtype)
 
-    def patch_logits(self, patches: Float[ArrayLike, "... taps"]) -> Float[Array, "..."]:
+    def patch_logits(self, patches: Shaped[ArrayLike, "... taps"]) -> Float[Array, "..."]:
         """Gives the next-state logit for neighborhoods given as a trailing axis."""
         x = 2 * jnp.asarray(patches, self.conv_weight.dtype) - 1
         h = jnp.tanh(_affine(x, self.conv_weight, self.conv_bias))
         h = jnp.tanh(_affine(h, self.hidden_weight, self.hidden_bias))
         return h @ self.out_weight + self.out_bias
 
-    def logits(self, cells: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+    def logits(self, cells: Shaped[ArrayLike, "..."]) -> Float[Array, "..."]:
         """Gives each cell's next-state logit (same shape as `cells`)."""
         return self.patch_logits(neighborhoods(cells, self.dims, self.boundary))
 
-    def step(self, probs: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+    def step(self, probs: Shaped[ArrayLike, "..."]) -> Float[Array, "..."]:
         """Gives the next-state probabilities of a soft state."""
         return jax.nn.sigmoid(self.logits(probs))
 
@@ -158,7 +158,7 @@ def _affine(x, weight, bias):
 
 def rollout_logits(
     model: LocalRuleNet,
-    cells: Float[ArrayLike, "..."],
+    cells: Shaped[ArrayLike, "..."],
     k: int,
     *,
     grad: AbstractGradient = BPTT(),
@@ -184,7 +184,7 @@ def rollout_logits(
 
 def rule_inference_loss(
     model: LocalRuleNet,
-    frames: Float[ArrayLike, "time ..."],
+    frames: Shaped[ArrayLike, "time ..."],
     *,
     k: int = 1,
     grad: AbstractGradient = BPTT(),
@@ -216,7 +216,7 @@ def rule_inference_loss(
 
 
 def observed_configurations(
-    frames: Int[ArrayLike, "time ..."],
+    frames: Shaped[ArrayLike, "time ..."],
     dims: int,
     *,
     boundary: AbstractBoundary = Periodic(),
@@ -264,7 +264,7 @@ def reported_table(learned, observed) -> np.ndarray:
 
 
 def elementary_data(
-    rule: ElementaryRule | int | Int[ArrayLike, " 8"],
+    rule: ElementaryRule | int | Shaped[ArrayLike, " 8"],
     *,
     width: int,
     frames: int,
@@ -291,7 +291,7 @@ def life_data(
     return out[burn_in:]
 
 
-def flip_cells(frames: Int[ArrayLike, "..."], rate: float, *, key: PRNGKeyArray):
+def flip_cells(frames: Shaped[ArrayLike, "..."], rate: float, *, key: PRNGKeyArray):
     """Gives `frames` with each cell flipped independently with probability `rate`."""
     if not 0 <= rate <= 1:
         raise ValueError(f"flip_cells: rate must be in [0, 1], got {rate!r}")

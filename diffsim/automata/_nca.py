@@ -52,7 +52,7 @@ def alive_mask(x: Float[Array, "*batch h w c"], threshold: float = 0.1) -> Array
     return _max3x3(x[..., 3]) > threshold
 
 
-def perceive(x: Float[Array, "*batch h w c"]) -> Float[Array, "*batch h w 3c"]:
+def perceive(x: Float[Array, "*batch h w c"]) -> Float[Array, "*batch h w 3*c"]:
     """Gives each cell's perception: its state, and Sobel x and y gradients of every channel."""
     return jnp.concatenate([x, _depthwise3x3(x, _SOBEL_X), _depthwise3x3(x, _SOBEL_X.T)], axis=-1)
 

@@ -14,7 +14,8 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, ArrayLike, Int
+from .._checks import concrete
+from .._custom_types import Array, ArrayLike, Int, Shaped
 from .._rollout import rollout
 from ._rules import ElementaryRule, LifeLikeRule
 
@@ -71,11 +72,11 @@ def _elementary_table(rule) -> Array:
 
 
 def elementary_step(
-    rule: ElementaryRule | int | Int[ArrayLike, " 8"],
-    cells: Int[ArrayLike, "*batch width"],
+    rule: ElementaryRule | int | Shaped[ArrayLike, " 8"],
+    cells: Shaped[ArrayLike, "*batch width"],
     *,
     boundary: AbstractBoundary = Periodic(),
-) -> Int[Array, "*batch width"]:
+) -> Shaped[Array, "*batch width"]:
     """Gives the next row of an elementary automaton.
 
     **Arguments:**
@@ -91,6 +92,7 @@ def elementary_step(
     """
     table = _elementary_table(rule)
     cells = jnp.asarray(cells)
+    _check_binary(cells, "elementary_step: cells")
     if cells.ndim < 1 or cells.shape[-1] < 1:
         raise ValueError(f"cells must have shape (..., W) with W >= 1, got {cells.shape}")
     return _elementary_step(table, cells, boundary)
@@ -104,12 +106,12 @@ def _elementary_step(table, cells, boundary):
 
 
 def run_elementary(
-    rule: ElementaryRule | int | Int[ArrayLike, " 8"],
-    cells: Int[ArrayLike, "*batch width"],
+    rule: ElementaryRule | int | Shaped[ArrayLike, " 8"],
+    cells: Shaped[ArrayLike, "*batch width"],
     steps: int,
     *,
     boundary: AbstractBoundary = Periodic(),
-) -> Int[Array, "steps+1 *batch width"]:
+) -> Shaped[Array, "frames *batch width"]:
     """Gives the space-time diagram of an elementary automaton: rows 0..steps.
 
     **Arguments:** as `elementary_step`; `steps` >= 0 is the number of updates.
@@ -123,6 +125,7 @@ def run_elementary(
     _check_steps(steps)
     table = _elementary_table(rule)
     cells = jnp.asarray(cells)
+    _check_binary(cells, "run_elementary: cells")
     return _run_elementary(table, cells, steps, boundary)
 
 
@@ -164,7 +167,7 @@ def _life_table(rule) -> Array:
     return table
 
 
-def neighbor_count(grid: Int[ArrayLike, "*batch h w"]) -> Int[Array, "*batch h w"]:
+def neighbor_count(grid: Shaped[ArrayLike, "*batch h w"]) -> Shaped[Array, "*batch h w"]:
     """Gives each cell's number of live Moore neighbours on a periodic grid (int32)."""
     g = jnp.asarray(grid).astype(jnp.int32)
     rows = jnp.roll(g, 1, axis=-2) + g + jnp.roll(g, -1, axis=-2)
@@ -173,9 +176,9 @@ def neighbor_count(grid: Int[ArrayLike, "*batch h w"]) -> Int[Array, "*batch h w
 
 
 def life_step(
-    rule: LifeLikeRule | str | Int[ArrayLike, "2 9"],
-    grid: Int[ArrayLike, "*batch h w"],
-) -> Int[Array, "*batch h w"]:
+    rule: LifeLikeRule | str | Shaped[ArrayLike, "2 9"],
+    grid: Shaped[ArrayLike, "*batch h w"],
+) -> Shaped[Array, "*batch h w"]:
     """Gives the next generation of a life-like rule on a periodic grid.
 
     **Arguments:**
@@ -189,6 +192,7 @@ def life_step(
     """
     table = _life_table(rule)
     grid = jnp.asarray(grid)
+    _check_binary(grid, "life_step: grid")
     if grid.ndim < 2:
         raise ValueError(f"grid must have shape (..., H, W), got {grid.shape}")
     return _life_step(table, grid)
@@ -246,6 +250,14 @@ class BitPacked(AbstractLifeMethod):
         return packed_life_step(rule, state)
 
 
+def _check_binary(x, name: str):
+    """Refuses concrete cell values outside {0, 1}: they would give silently wrong rows."""
+    a = concrete(x)
+    if a is not None and a.size and not np.all((a == 0) | (a == 1)):
+        bad = np.unique(a[(a != 0) & (a != 1)])[:5]
+        raise ValueError(f"{name} must hold only 0 and 1, got values {bad.tolist()}")
+
+
 def _check_steps(steps):
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be an int >= 0, got {steps!r}")
@@ -253,12 +265,12 @@ def _check_steps(steps):
 
 def run_life(
     rule: LifeLikeRule | str,
-    grid: Int[ArrayLike, "*batch h w"],
+    grid: Shaped[ArrayLike, "*batch h w"],
     steps: int,
     *,
     method: AbstractLifeMethod = RollSum(),
     frames: bool = True,
-) -> Int[Array, "..."]:
+) -> Shaped[Array, "..."]:
     """Gives the evolution of a life-like rule on a periodic grid.
 
     **Arguments:**
@@ -283,6 +295,7 @@ def run_life(
         raise ValueError(f"run_life: rule must be a LifeLikeRule or a B/S string, got {rule!r}")
     _check_steps(steps)
     grid = jnp.asarray(grid)
+    _check_binary(grid, "run_life: grid")
     if grid.ndim < 2:
         raise ValueError(f"run_life: grid must have shape (..., H, W), got {grid.shape}")
     return _run_life(rule, grid, int(steps), method, frames)
@@ -305,7 +318,7 @@ def _run_life(rule, grid, steps, method, frames):
 # --- bit packing -------------------------------------------------------------------
 
 
-def pack_bits(grid: Int[ArrayLike, "*batch h w"]) -> Array:
+def pack_bits(grid: Shaped[ArrayLike, "*batch h w"]) -> Array:
     """Gives the grid packed 32 cells per uint32 word: shape `(..., H, W // 32)`.
 
     Bit `j` of word `k` in a row holds the cell in column `32 k + j`.
@@ -313,6 +326,7 @@ def pack_bits(grid: Int[ArrayLike, "*batch h w"]) -> Array:
     **Raises:** `ValueError` if `W` is not a positive multiple of 32.
     """
     grid = jnp.asarray(grid)
+    _check_binary(grid, "pack_bits: grid")
     if grid.ndim < 2 or grid.shape[-1] == 0 or grid.shape[-1] % 32:
         raise ValueError(
             f"pack_bits: grid must have shape (..., H, W) with W a multiple of 32, got {grid.shape}"
@@ -322,7 +336,7 @@ def pack_bits(grid: Int[ArrayLike, "*batch h w"]) -> Array:
     return jnp.sum(bits << shifts, axis=-1, dtype=jnp.uint32)
 
 
-def unpack_bits(words: Array) -> Int[Array, "*batch h w"]:
+def unpack_bits(words: Array) -> Shaped[Array, "*batch h w"]:
     """Gives the 0/1 uint8 grid `(..., H, 32 * K)` of packed words `(..., H, K)`."""
     words = jnp.asarray(words)
     shifts = jnp.arange(32, dtype=jnp.uint32).reshape((1,) * words.ndim + (32,))
@@ -368,11 +382,11 @@ def packed_life_step(rule: LifeLikeRule | str, words: Array) -> Array:
     t2, t3 = _half_add(q, k1)
     bits = (t0, t1, t2, t3)
 
-    def eq(v):
-        out = None
-        for i, b in enumerate(bits):
-            term = b if (v >> i) & 1 else ~b
-            out = term if out is None else out & term
+    def eq(v) -> jnp.ndarray:
+        terms = [b if (v >> i) & 1 else ~b for i, b in enumerate(bits)]
+        out = terms[0]
+        for term in terms[1:]:
+            out = out & term
         return out
 
     born, keep = set(rule.birth), {n + 1 for n in rule.survive}

@@ -32,9 +32,9 @@ class CostateResult(NamedTuple):
     """dJ/dx_0 = lambda_0."""
     grad_model: Any
     """dJ/d(model), shaped like the model's inexact arrays (physical parameters)."""
-    costates: Float[Array, "T+1 n"]
+    costates: Float[Array, "T1 n"]
     """lambda_0..lambda_T."""
-    xs: Float[Array, "T+1 n"]
+    xs: Float[Array, "T1 n"]
     """The trajectory x_0..x_T."""
 
 

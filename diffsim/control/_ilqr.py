@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
+from .._checks import check_finite
 from .._custom_types import Array, Float, Int, Scalar
 from ._costs import Cost, trajectory_cost
 from ._discrete import trajectory
@@ -33,7 +34,7 @@ class ILQRResult(NamedTuple):
 
     us: Float[Array, "T m"]
     """The optimised controls (differentiable, implicit function theorem)."""
-    xs: Float[Array, "T+1 n"]
+    xs: Float[Array, "T1 n"]
     """Their trajectory (differentiable)."""
     cost: Scalar
     """Their total cost (differentiable)."""
@@ -43,7 +44,7 @@ class ILQRResult(NamedTuple):
     iterations: Int[Array, ""]
     converged: Array
     """True when the expected or achieved reduction fell below `tol`."""
-    history: Float[Array, " max_iter+1"]
+    history: Float[Array, " iterations"]
     """The cost after each iteration (entry 0: the initial guess; held after the end)."""
 
 
@@ -196,6 +197,8 @@ def ilqr(
     """
     if jnp.ndim(us0) != 2 or us0.shape[0] < 1:
         raise ValueError(f"ilqr: us0 must have shape (T, m) with T >= 1, got {jnp.shape(us0)}")
+    x0 = check_finite(x0, "ilqr: x0")
+    us0 = check_finite(us0, "ilqr: us0")
     if not (isinstance(max_iter, int) and max_iter >= 1):
         raise ValueError(f"ilqr: max_iter must be an int >= 1, got {max_iter!r}")
     if not reg >= 0:

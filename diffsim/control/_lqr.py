@@ -15,7 +15,7 @@ class LQRSolution(NamedTuple):
 
     gains: Float[Array, "T m n"]
     """K_0..K_{T-1}."""
-    values: Float[Array, "T+1 n n"]
+    values: Float[Array, "T1 n n"]
     """P_0..P_T: the optimal cost-to-go from x at step t is x' P_t x."""
 
 

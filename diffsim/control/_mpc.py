@@ -58,7 +58,7 @@ class MPC(eqx.Module):
 class ClosedLoopResult(NamedTuple):
     """What `closed_loop` gives."""
 
-    xs: Float[Array, "N+1 n"]
+    xs: Float[Array, "N1 n"]
     """Plant states x_0..x_N."""
     us: Float[Array, "N m"]
     """Applied controls."""
@@ -95,12 +95,14 @@ def closed_loop(
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"closed_loop: steps must be an int >= 1, got {steps!r}")
     if us_warm is None:
-        us_warm = jnp.zeros((controller.horizon, controller.model.control_dim), x0.dtype)
+        m = controller.model.control_dim  # pyright: ignore[reportAttributeAccessIssue]
+        us_warm = jnp.zeros((controller.horizon, m), x0.dtype)
+    warm: jax.Array = us_warm
     noise = jax.random.normal(key, (steps, x0.shape[0]), x0.dtype) * jnp.asarray(disturbance)
     plant_step = eqx.filter_jit(lambda x, u, w: plant(x, u) + w)
 
     t_start = time.perf_counter()
-    jax.block_until_ready(controller.step(x0, us_warm, jnp.asarray(0)))
+    jax.block_until_ready(controller.step(x0, warm, jnp.asarray(0)))
     compile_time = time.perf_counter() - t_start
 
     x = x0
@@ -108,7 +110,7 @@ def closed_loop(
     for t in range(steps):
         t_start = time.perf_counter()
         # t as an array: a Python int would be static under filter_jit (a recompile per step).
-        u, us_warm, J = controller.step(x, us_warm, jnp.asarray(t))
+        u, warm, J = controller.step(x, warm, jnp.asarray(t))
         u = jax.block_until_ready(u)
         times.append(time.perf_counter() - t_start)
         x = plant_step(x, u, noise[t])

@@ -27,7 +27,7 @@ class ShootingResult(NamedTuple):
     """The optimised decision variables (controls `(T, m)` or `MultipleShootingVars`)."""
     cost: Scalar
     """The objective at `params`."""
-    history: Float[Array, " steps+1"]
+    history: Float[Array, " steps1"]
     """The objective before each update and at the end."""
 
 
@@ -139,7 +139,8 @@ def shoot(objective, params, optimizer: optax.GradientTransformation, *, steps: 
         def body(carry, _):
             p, s = carry
             value, g = value_and_grad(p)
-            updates, s = optimizer.update(g, s, p, value=value, grad=g, value_fn=objective)
+            # optax's line-search optimisers take these extra arguments (see fit).
+            updates, s = optimizer.update(g, s, p, value=value, grad=g, value_fn=objective)  # pyright: ignore[reportCallIssue]
             return (optax.apply_updates(p, updates), s), value
 
         (p, _), hist = jax.lax.scan(body, (params, state), None, length=steps)

@@ -32,8 +32,8 @@ def with_parameters(module: eqx.Module, **values) -> eqx.Module:
 
 def prediction_loss(
     model,
-    observed: Float[Array, "B T+1 n"],
-    us: Float[Array, "B T m"],
+    observed: Float[Array, "*B T1 n"],
+    us: Float[Array, "*B T m"],
     *,
     window: int | None = None,
     grad: AbstractGradient = BPTT(),

@@ -310,12 +310,15 @@ def simulate(
             # The overflowed list still counted the pairs it could not hold: size by it.
             nbrs = reallocate(new.neighbors, state.positions)
             state = integrator.init(state.positions, state.velocities, nbrs)
-        if not bool(jnp.all(jnp.isfinite(new.positions))) or not bool(
-            jnp.all(jnp.isfinite(new.velocities))
-        ):
+        # One device-to-host read per chunk: positions, velocities, forces and every
+        # step's energies (a blown-up system can keep finite positions with infinite
+        # kinetic energy).
+        leaves = [new.positions, new.velocities, new.forces, *jax.tree.leaves(out)]
+        if not bool(jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))):
             raise ValueError(
-                f"simulate: NaN or inf in positions/velocities during steps {done}..{done + n}; "
-                "reduce dt or check for overlapping atoms"
+                f"simulate: NaN or inf in the state or the energies in chunk "
+                f"{done // chunk + 1} (steps {done}..{done + n}); reduce dt or check for "
+                "overlapping atoms"
             )
         state = new
         outs.append(out)

@@ -174,6 +174,12 @@ def neighbor_list(
         )
     if positions.ndim != 2:
         raise ValueError(f"positions must have shape (n, d), got {positions.shape}")
+    widths = box_widths(space)
+    if widths is not None and jnp.shape(widths)[0] != positions.shape[1]:
+        raise ValueError(
+            f"neighbor_list: positions have {positions.shape[1]} coordinates but the box has "
+            f"{jnp.shape(widths)[0]} dimensions"
+        )
     if not np.all(np.isfinite(np.asarray(positions))):
         raise ValueError("positions contain NaN or inf; neighbour list not built")
     if not (math.isfinite(cutoff) and cutoff > 0):

@@ -11,12 +11,16 @@ chosen mesh (no derivative of accept/reject decisions, no NaN from the norm at 0
 
 from __future__ import annotations
 
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
+from .._custom_types import Array, Float, PyTree, RealScalarLike, Scalar
 from .._rollout import AbstractGradient, rollout
+from ._base import AbstractAdaptiveRK, VectorField
 
 
 class PIController(eqx.Module):
@@ -49,7 +53,7 @@ class PIController(eqx.Module):
                 f"factor_min={self.factor_min}, factor_max={self.factor_max}"
             )
 
-    def factor(self, e, e_prev, k: int):
+    def factor(self, e: Scalar, e_prev: Scalar, k: int) -> Scalar:
         """Gives the step-size factor from the current and previous error norms."""
         e = jnp.maximum(e, 1e-10)
         fac = self.safety * e ** (-self.alpha / k) * e_prev ** (self.beta / k)
@@ -82,7 +86,17 @@ def _scaled(err, y0, y1, rtol, atol):
     )
 
 
-def initial_step(solver, f, t0, y0, args, f0, rtol, atol, span):
+def initial_step(
+    solver: AbstractAdaptiveRK,
+    f: VectorField,
+    t0: Scalar,
+    y0: PyTree,
+    args: Any,
+    f0: PyTree,
+    rtol: RealScalarLike,
+    atol: RealScalarLike,
+    span: Scalar,
+) -> Scalar:
     """Hairer-Norsett-Wanner's starting step size (II.4), capped by the first interval."""
     y0, f0 = jax.lax.stop_gradient((y0, f0))
     scale = jtu.tree_map(lambda a: atol + rtol * jnp.abs(a), y0)
@@ -103,19 +117,19 @@ def initial_step(solver, f, t0, y0, args, f0, rtol, atol, span):
 
 
 def integrate_adaptive(
-    solver,
-    f,
-    y0,
-    ts,
-    args,
+    solver: AbstractAdaptiveRK,
+    f: VectorField,
+    y0: PyTree,
+    ts: Float[Array, " m"],
+    args: Any,
     *,
-    rtol,
-    atol,
+    rtol: RealScalarLike,
+    atol: RealScalarLike,
     max_steps: int,
-    dt0,
+    dt0: RealScalarLike | None,
     controller: PIController,
     grad: AbstractGradient,
-):
+) -> tuple[PyTree, Array, Array, Array]:
     """States at `ts` and whether `ts[-1]` was reached within `max_steps` attempts.
 
     Returns `(ys, reached, accepted_steps, rejected_steps)`.

@@ -24,8 +24,9 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 
 from .._checks import strong_types
+from .._custom_types import Array, Float, PyTree
 from .._rollout import AbstractGradient, Reversible
-from ._base import AbstractReversibleSolver, AbstractSolver
+from ._base import AbstractReversibleSolver, AbstractSolver, VectorField
 from ._fixed import make_inverse
 
 
@@ -41,14 +42,14 @@ class AbstractSolveGradient(eqx.Module):
     def solve(
         self,
         integrate: Callable,
-        f: Callable,
-        y0: Any,
-        ts: jax.Array,
+        f: VectorField,
+        y0: PyTree,
+        ts: Float[Array, " m"],
         args: Any,
         *,
         solver: AbstractSolver,
         adaptive: bool,
-    ) -> Any:
+    ) -> PyTree:
         """Gives the states at `ts`, differentiable by this strategy.
 
         **Raises:** `ValueError` if the strategy cannot be used with this solver or with
@@ -68,7 +69,17 @@ class PerStep(AbstractSolveGradient):
         if not isinstance(self.grad, AbstractGradient):
             raise TypeError(f"PerStep: grad must be a rollout strategy, got {self.grad!r}")
 
-    def solve(self, integrate, f, y0, ts, args, *, solver, adaptive):
+    def solve(
+        self,
+        integrate: Callable,
+        f: VectorField,
+        y0: PyTree,
+        ts: Float[Array, " m"],
+        args: Any,
+        *,
+        solver: AbstractSolver,
+        adaptive: bool,
+    ) -> PyTree:
         if adaptive and isinstance(self.grad, Reversible):
             raise ValueError(
                 "solve: grad=Reversible() needs fixed steps (dt= or n_steps=); "
@@ -99,7 +110,17 @@ class ReversibleSolve(AbstractSolveGradient):
     **Example:** `solve(f, (q0, p0), ts, solver=Leapfrog(), dt=0.01, grad=ReversibleSolve())`
     """
 
-    def solve(self, integrate, f, y0, ts, args, *, solver, adaptive):
+    def solve(
+        self,
+        integrate: Callable,
+        f: VectorField,
+        y0: PyTree,
+        ts: Float[Array, " m"],
+        args: Any,
+        *,
+        solver: AbstractSolver,
+        adaptive: bool,
+    ) -> PyTree:
         if adaptive:
             raise ValueError(
                 "solve: grad=ReversibleSolve() needs fixed steps (dt= or n_steps=); "
@@ -130,11 +151,23 @@ class ContinuousAdjoint(AbstractSolveGradient):
     taken with respect to `ts`.
     """
 
-    def solve(self, integrate, f, y0, ts, args, *, solver, adaptive):
+    def solve(
+        self,
+        integrate: Callable,
+        f: VectorField,
+        y0: PyTree,
+        ts: Float[Array, " m"],
+        args: Any,
+        *,
+        solver: AbstractSolver,
+        adaptive: bool,
+    ) -> PyTree:
         return _run_adjoint(integrate, f, y0, ts, args)
 
 
-def continuous_adjoint_solve(integrate: Callable, f, y0, ts, args):
+def continuous_adjoint_solve(
+    integrate: Callable, f: VectorField, y0: PyTree, ts: Float[Array, " m"], args: Any
+) -> PyTree:
     """States at `ts` with gradients by the continuous adjoint.
 
     `integrate(f, y0, ts, args)` gives the states at `ts` (leading axis len(ts)); it is

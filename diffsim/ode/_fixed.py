@@ -7,13 +7,18 @@ array of times (no O(T) buffer), and only the states at `ts` are kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
 from .._checks import concrete
+from .._custom_types import Array, ArrayLike, Float, PyTree, RealScalarLike
 from .._rollout import AbstractGradient, Reversible, rollout
+from ._base import AbstractReversibleSolver, AbstractSolver, VectorField
 
 
 def _interval_step(solver, f, args, t0, h):
@@ -41,14 +46,31 @@ def _inner_grad(grad, t0, h):
     return grad
 
 
-def _one_interval(solver, f, args, grad: AbstractGradient, y, t0, h, n):
+def _one_interval(
+    solver: AbstractSolver,
+    f: VectorField,
+    args: Any,
+    grad: AbstractGradient,
+    y: PyTree,
+    t0: RealScalarLike,
+    h: RealScalarLike,
+    n: int,
+) -> PyTree:
     step = _interval_step(solver, f, args, t0, h)
     state0 = (jnp.zeros((), jnp.int32), y)
     (_, y1), _ = rollout(step, state0, length=n, grad=_inner_grad(grad, t0, h))
     return y1
 
 
-def integrate_fixed(solver, f, y0, ts, args, n: int, grad: AbstractGradient):
+def integrate_fixed(
+    solver: AbstractSolver,
+    f: VectorField,
+    y0: PyTree,
+    ts: Float[Array, " m"],
+    args: Any,
+    n: int,
+    grad: AbstractGradient,
+) -> PyTree:
     """States at `ts` (leading axis len(ts)) with `n` equal steps per interval.
 
     One interval: a rollout of n steps. Many intervals: an outer scan over intervals,
@@ -85,7 +107,9 @@ def integrate_fixed(solver, f, y0, ts, args, n: int, grad: AbstractGradient):
 _MAX_STEPS = 1e9
 
 
-def steps_per_interval(ts, dt, n_steps, name="solve"):
+def steps_per_interval(
+    ts: ArrayLike, dt: ArrayLike | None, n_steps: int | None, name: str = "solve"
+) -> int:
     """The static number of steps per interval from `dt` (needs concrete ts, dt) or `n_steps`."""
     if n_steps is not None:
         if dt is not None:
@@ -120,6 +144,6 @@ def steps_per_interval(ts, dt, n_steps, name="solve"):
     return max(1, int(n))
 
 
-def make_inverse(solver, f, args):
+def make_inverse(solver: AbstractReversibleSolver, f: VectorField, args: Any) -> Callable:
     """`inverse(y_next, (t, dt)) -> y` from a reversible solver's `inverse_step`."""
     return lambda y_next, x: solver.inverse_step(f, x[0], y_next, args, x[1])

@@ -10,7 +10,7 @@ import jax.tree_util as jtu
 import numpy as np
 
 from .._checks import check_finite, check_positive, concrete
-from .._custom_types import Array, Float, PyTree
+from .._custom_types import ArrayLike, Float, PyTree
 from .._rollout import BPTT, AbstractGradient
 from ._adaptive import PIController, integrate_adaptive
 from ._adjoint import AbstractSolveGradient, PerStep
@@ -71,7 +71,7 @@ class _Integrator(eqx.Module):
 def solve(
     f: VectorField,
     y0: PyTree,
-    ts: Float[Array, " m"],  # noqa: F722
+    ts: Float[ArrayLike, " m"],  # noqa: F722
     args: Any = None,
     *,
     solver: AbstractSolver = _RK4,

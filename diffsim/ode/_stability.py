@@ -78,8 +78,8 @@ def stability_region(solver: AbstractSolver, *, re=(-5.0, 1.0), im=(-4.0, 4.0), 
     """
     if n < 2:
         raise ValueError(f"stability_region: n must be >= 2, got {n}")
-    x = np.linspace(*re, n)
-    y = np.linspace(*im, n)
+    x = np.linspace(re[0], re[1], n)
+    y = np.linspace(im[0], im[1], n)
     z = x[None, :] + 1j * y[:, None]
     return x, y, np.asarray(jnp.abs(stability_function(solver, z)))
 

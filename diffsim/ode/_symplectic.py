@@ -8,12 +8,13 @@ half, so a step costs what a hand-written one does.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from ._base import AbstractReversibleSolver
+from .._custom_types import PyTree, RealScalarLike
+from ._base import AbstractReversibleSolver, VectorField
 
 
 def _axpy(y, dt, v):
@@ -51,14 +52,18 @@ class SymplecticEuler(AbstractReversibleSolver):
 
     order: ClassVar[int] = 1
 
-    def step(self, f, t, y, args, dt):
+    def step(
+        self, f: VectorField, t: RealScalarLike, y: PyTree, args: Any, dt: RealScalarLike
+    ) -> PyTree:
         """Gives (q, p) at t + dt by one kick-drift step (state y = (q, p))."""
         q, p = _split(y, "SymplecticEuler")
         p1 = _axpy(p, dt, _force(f, t, q, p, args))
         q1 = _axpy(q, dt, _velocity(f, t, q, p1, args))
         return _pair(y, q1, p1)
 
-    def inverse_step(self, f, t, y_next, args, dt):
+    def inverse_step(
+        self, f: VectorField, t: RealScalarLike, y_next: PyTree, args: Any, dt: RealScalarLike
+    ) -> PyTree:
         """Gives (q, p) at t from the state at t + dt (the exact inverse of `step`)."""
         q1, p1 = _split(y_next, "SymplecticEuler")
         q = _axpy(q1, -dt, _velocity(f, t, q1, p1, args))
@@ -77,7 +82,9 @@ class Leapfrog(AbstractReversibleSolver):
 
     order: ClassVar[int] = 2
 
-    def step(self, f, t, y, args, dt):
+    def step(
+        self, f: VectorField, t: RealScalarLike, y: PyTree, args: Any, dt: RealScalarLike
+    ) -> PyTree:
         """Gives (q, p) at t + dt by one kick-drift-kick step (state y = (q, p))."""
         q, p = _split(y, "Leapfrog")
         half = 0.5 * dt
@@ -86,7 +93,9 @@ class Leapfrog(AbstractReversibleSolver):
         p1 = _axpy(ph, half, _force(f, t + dt, q1, ph, args))
         return _pair(y, q1, p1)
 
-    def inverse_step(self, f, t, y_next, args, dt):
+    def inverse_step(
+        self, f: VectorField, t: RealScalarLike, y_next: PyTree, args: Any, dt: RealScalarLike
+    ) -> PyTree:
         """Gives (q, p) at t from the state at t + dt (the exact inverse of `step`)."""
         q1, p1 = _split(y_next, "Leapfrog")
         half = 0.5 * dt

@@ -15,6 +15,7 @@ import math
 import tomllib
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,7 +55,7 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not a text file") from None
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     data = _deepcopy(data)
     for text in overrides:
         keys, value = parse_override(text)
@@ -171,7 +172,7 @@ def _convert(tp, value, source, key, metadata):
                 f"{', '.join(repr(c) for c in choices)}{hint}"
             )
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise _fail(source, key, value, tp)
         return build_config(tp, value, source, prefix=key + ".")

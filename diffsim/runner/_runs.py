@@ -22,6 +22,7 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ class RunPlan:
     resume: bool = False
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> tuple[Experiment, Any]:
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> tuple[Experiment, Any]:
     """Reads, overrides and validates a config file; gives `(experiment, cfg)`.
 
     Beyond the types and bounds of `Config`, an experiment module may define
@@ -127,7 +128,7 @@ def validate_config(exp: Experiment, cfg: Any, source: str) -> None:
 def plan_run(
     config: str | os.PathLike | None = None,
     *,
-    overrides: list[str] = (),
+    overrides: Sequence[str] = (),
     out: str | os.PathLike | None = None,
     runs: str | os.PathLike = RUNS,
     resume: str | os.PathLike | None = None,
@@ -179,6 +180,7 @@ def claim_run(plan: RunPlan, *, quiet: bool = False) -> Run:
     **Raises:** `RunError` naming the path and the problem.
     """
     if plan.resume:
+        assert plan.directory is not None  # plan_run sets it for every resume
         run = Run(plan.directory, resume=True, quiet=quiet)
         note = _lock(run.dir, "--resume")
         if note:

@@ -170,7 +170,7 @@ def _index(stacked, i):
     return jax.tree.map(lambda a: a[i] if eqx.is_array(a) else a, stacked)
 
 
-def test_bad_inputs():
+def test_bad_inputs(unchecked):
     with pytest.raises(ValueError, match="dims"):
         LocalRuleNet(3, key=jax.random.key(0))
     model = LocalRuleNet(1, 2, 2, key=jax.random.key(0))

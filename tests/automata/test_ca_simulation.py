@@ -216,12 +216,12 @@ def test_malformed_rule_string_is_rejected(bad):
 
 
 @pytest.mark.parametrize("bad", [-1, 256, 3.5, "30", True])
-def test_bad_rule_number_is_rejected(bad):
+def test_bad_rule_number_is_rejected(bad, unchecked):
     with pytest.raises(ValueError, match="ElementaryRule"):
         ElementaryRule(bad)
 
 
-def test_other_bad_inputs():
+def test_other_bad_inputs(unchecked):
     with pytest.raises(ValueError, match="birth"):
         LifeLikeRule((9,), ())
     with pytest.raises(ValueError, match="Fixed"):
@@ -242,3 +242,19 @@ def test_rle_reader():
     assert from_rle("o2$o!").shape == (3, 1)
     with pytest.raises(ValueError, match="from_rle"):
         from_rle("b%o!")
+
+
+@pytest.mark.parametrize("value", [2, -1, 0.5])
+def test_cell_values_outside_0_1_are_refused(value):
+    from diffsim.automata import elementary_step, life_step, run_elementary, run_life
+
+    row = jnp.array([0, 1, value, 0])
+    grid = jnp.zeros((4, 4)).at[1, 2].set(value)
+    with pytest.raises(ValueError, match="elementary_step: cells must hold only 0 and 1"):
+        elementary_step(30, row)
+    with pytest.raises(ValueError, match="run_elementary: cells"):
+        run_elementary(30, row, 3)
+    with pytest.raises(ValueError, match="life_step: grid must hold only 0 and 1"):
+        life_step("B3/S23", grid)
+    with pytest.raises(ValueError, match="run_life: grid"):
+        run_life("B3/S23", grid, 2)

@@ -83,7 +83,7 @@ def test_sysid_recovers_parameters_from_clean_data(getkey):
     assert float(res.cost) < 1e-12
 
 
-def test_prediction_loss_and_with_parameters_errors():
+def test_prediction_loss_and_with_parameters_errors(unchecked):
     with pytest.raises(ValueError, match="has no field 'mass_'"):
         with_parameters(Pendulum(), mass_=1.0)
     model = Discretised(Pendulum(), 0.05)

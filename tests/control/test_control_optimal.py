@@ -236,7 +236,7 @@ def test_adam_shooting_decreases_cost():
     assert float(res.history[-1]) < 0.5 * float(res.history[0])
 
 
-def test_bad_arguments():
+def test_bad_arguments(unchecked):
     A, B, Q, R, Qf = _double_integrator()
     with pytest.raises(ValueError, match="horizon must be an int >= 1"):
         lqr(A, B, Q, R, Qf, 0)
@@ -245,5 +245,9 @@ def test_bad_arguments():
     model, cost = LinearDynamics(A, B), Cost(quadratic(Q, R), terminal_quadratic(Qf))
     with pytest.raises(ValueError, match="us0 must have shape"):
         ilqr(model, cost, jnp.zeros(2), jnp.zeros(5))
+    with pytest.raises(ValueError, match="ilqr: x0 contains NaN"):
+        ilqr(model, cost, jnp.array([jnp.nan, 0.0]), jnp.zeros((5, 1)))
+    with pytest.raises(ValueError, match="ilqr: us0 contains inf"):
+        ilqr(model, cost, jnp.zeros(2), jnp.full((5, 1), jnp.inf))
     with pytest.raises(ValueError, match="segments must be an int"):
         multiple_shooting_init(model, jnp.zeros(2), jnp.zeros((10, 1)), 3)

@@ -266,7 +266,7 @@ def test_control_limits():
         SmoothSaturation(1.0, -1.0)
 
 
-def test_bad_input_raises():
+def test_bad_input_raises(unchecked):
     with pytest.raises(ValueError, match="dt must be > 0"):
         Discretised(CartPole(), dt=0.0)
     with pytest.raises(ValueError, match="substeps"):

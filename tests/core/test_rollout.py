@@ -199,7 +199,7 @@ def test_jit_vmap_no_retrace(getkey):
     assert a.shape == b.shape == (4, 3)
 
 
-def test_bad_input():
+def test_bad_input(unchecked):
     step = lambda s, x: (s, None)
     with pytest.raises(ValueError, match="length"):
         ds.rollout(step, jnp.zeros(2))

@@ -161,7 +161,7 @@ def test_simulate_gradient_through_neighbor_list():
     np.testing.assert_allclose(g_rev, g_bptt, rtol=1e-9)
 
 
-def test_bad_input():
+def test_bad_input(unchecked):
     r, box = md.lattice(108, 0.8)
     energy = md.lennard_jones(box)
     with pytest.raises(ValueError, match="dt must be finite and > 0"):
@@ -217,3 +217,11 @@ def test_observables_rdf_msd():
     traj = r[None] + t[:, None, None] * v[None]
     np.testing.assert_allclose(md.msd(traj), jnp.mean(jnp.sum(v * v, -1)) * t**2, rtol=1e-12)
     np.testing.assert_allclose(md.temperature(v), 1.0, rtol=1e-12)
+
+
+def test_simulate_refuses_a_blown_up_system_naming_the_chunk():
+    r, box = md.lattice(108, 0.8)
+    integrator = md.VelocityVerlet(md.lennard_jones(box), dt=10.0)
+    state = integrator.init(r, jnp.zeros_like(r))
+    with pytest.raises(ValueError, match=r"in chunk \d+ \(steps \d+\.\.\d+\)"):
+        md.simulate(integrator, state, 50, chunk=10)

@@ -100,8 +100,10 @@ def test_simulate_redoes_chunk_after_overflow():
     np.testing.assert_allclose(out["potential"], out_ref["potential"], rtol=1e-9, atol=1e-9)
 
 
-def test_bad_input():
+def test_bad_input(unchecked):
     r, box = fluid(108)
+    with pytest.raises(ValueError, match="positions have 2 coordinates but the box has 3"):
+        md.neighbor_list(r[:, :2], box, 2.0)
     with pytest.raises(ValueError, match=r"2 \* \(cutoff \+ skin\)"):
         md.neighbor_list(r, box, 2.5, skin=0.3)
     r5, box5 = fluid(500)

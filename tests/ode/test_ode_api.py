@@ -109,7 +109,7 @@ def test_single_time():
         (dict(y0=jnp.array([1, 2]), dt=0.1), "y0"),
     ],
 )
-def test_bad_input_raises_value_error(kwargs, match):
+def test_bad_input_raises_value_error(kwargs, match, unchecked):
     call = dict(y0=jnp.ones(2), ts=np.array([0.0, 1.0]))
     call.update(kwargs)
     with pytest.raises(ValueError, match=match):
