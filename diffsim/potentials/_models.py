@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, Float, Int, PRNGKeyArray, Scalar
+from .._custom_types import Array, ArrayLike, Float, Int, PRNGKeyArray, Scalar
 from ..molecular import (
     AbstractEnergy,
     AbstractSpace,
@@ -86,8 +86,8 @@ class AbstractEnergyModel(eqx.Module):
 
     def __call__(
         self,
-        positions: Float[Array, "n 3"],
-        species: Int[Array, " n"],
+        positions: Float[ArrayLike, "n 3"],
+        species: Int[ArrayLike, " n"],
         neighbors: NeighborList | None = None,
         *,
         space: AbstractSpace | None = None,
@@ -121,7 +121,7 @@ class AbstractEnergyModel(eqx.Module):
         scale = jax.lax.stop_gradient(self.scale).astype(positions.dtype)
         return jnp.sum(scale * eps + e_ref[species])
 
-    def species_of(self, numbers: Sequence[int] | Array) -> Int[Array, " n"]:
+    def species_of(self, numbers: Sequence[int] | ArrayLike) -> Int[Array, " n"]:
         """Gives species indices for atomic numbers.
 
         **Raises:** `ValueError` naming an element the model was not trained on.

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._custom_types import Array, Float, Int, Scalar
+from .._custom_types import Array, ArrayLike, Float, Int, Scalar
 from .._train import fit
 from ..molecular import FreeSpace, TriclinicBox, check_box
 from ._dataset import Dataset
@@ -44,9 +44,9 @@ def _space(cell):
 
 def energy_and_forces(
     model: AbstractEnergyModel,
-    species: Int[Array, " n"],
-    positions: Float[Array, "n 3"],
-    cell: Float[Array, "3 3"] | None = None,
+    species: Int[ArrayLike, " n"],
+    positions: Float[ArrayLike, "n 3"],
+    cell: Float[ArrayLike, "3 3"] | None = None,
 ) -> tuple[Scalar, Float[Array, "n 3"]]:
     """Gives `(E, F)` for one structure: energy (eV) and forces `-dE/dr`, shape `(n, 3)`.
 
@@ -61,9 +61,9 @@ def energy_and_forces(
 
 def batch_energy_and_forces(
     model: AbstractEnergyModel,
-    species: Int[Array, " n"],
-    positions: Float[Array, "B n 3"],
-    cells: Float[Array, "B 3 3"] | None = None,
+    species: Int[ArrayLike, " n"],
+    positions: Float[ArrayLike, "B n 3"],
+    cells: Float[ArrayLike, "B 3 3"] | None = None,
 ) -> tuple[Float[Array, " B"], Float[Array, "B n 3"]]:
     """`energy_and_forces` over a batch: positions `(B, n, 3)`, cells `(B, 3, 3)` or `None`."""
     if cells is None:

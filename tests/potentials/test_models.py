@@ -178,7 +178,7 @@ def test_neighbor_list_equals_dense(name):
         model(r, s, short, space=space)
 
 
-def test_bad_input_is_named():
+def test_bad_input_is_named(unchecked):
     model = tiny("painn")
     with pytest.raises(ValueError, match=r"unknown species: atomic numbers \[29\]"):
         model.species_of([1, 6, 29])
