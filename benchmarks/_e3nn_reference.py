@@ -32,7 +32,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from diffsim.molecular._models import MLP, AbstractEnergyModel, Edges
+from diffsim.potentials import MLP, AbstractEnergyModel, Edges, per_row
 
 
 def _radial_mlp(n_in: int, hidden: Sequence[int], n_out: int, *, key) -> list[tuple]:
@@ -208,7 +208,7 @@ class E3nnNequIP(AbstractEnergyModel):
         h = e3nn.IrrepsArray(f"{self.embedding.shape[1]}x0e", self.embedding.astype(dtype)[species])
         for layer in self.interactions:
             h = layer(h, species, edges)
-        return self.readout(h.filter(keep="0e").array)[:, 0]
+        return per_row(self.readout, h.filter(keep="0e").array)[:, 0]
 
 
 def count_parameters(model) -> int:

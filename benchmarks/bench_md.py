@@ -3,8 +3,9 @@
 Lennard-Jones (sigma = epsilon = 1, switched cutoff ro = 2.0, rc = 2.5: JAX MD's
 `lennard_jones_neighbor_list` default, ASE `LennardJones(smooth=True, ro=2.0, rc=2.5)`)
 at density 0.8, float32 on CPU, same positions and the same Verlet skin (JAX MD's
-`dr_threshold`) for both neighbour lists. Reports, each the median of repeats after a
-warm-up (compile time listed separately):
+`dr_threshold`) for both neighbor lists. Reports, each the median of repeats after a
+warm-up (compile time listed separately), diffsim and JAX MD timed in alternation
+(`_timing.interleaved`) so that a ratio holds while the machine's load changes:
 
 - energy + forces with a neighbour list (N = 1,000 and 8,000);
 - a neighbour-list rebuild (forced: the reference positions are stale);
@@ -17,26 +18,14 @@ Run: `.venv/bin/python benchmarks/bench_md.py [--quick]`.
 from __future__ import annotations
 
 import argparse
-import time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _timing import interleaved, machine_load, timed
 
 import diffsim.molecular as md
-
-
-def timed(fn, *args, repeats=7):
-    """(median seconds, compile+first-call seconds) of fn(*args), blocking on results."""
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    first = time.perf_counter() - t
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts)), first
 
 
 def configuration(n, density=0.8, seed=0):
@@ -56,11 +45,8 @@ def bench_forces(n, skin, repeats, with_ase):
     energy = md.lennard_jones(box, cutoff=md.Switched(2.0, 2.5))
     nbrs = md.neighbor_list(r, box, 2.5, skin=skin)
     f = jax.jit(jax.value_and_grad(lambda x, nb: energy(x, nb)))
-    out["ours_forces"], out["ours_forces_compile"] = timed(f, r, nbrs, repeats=repeats)
-    stale = eqx_replace_reference(nbrs, r + 1.0)
+    stale = eqx.tree_at(lambda nb: nb.reference, nbrs, r + 1.0)
     upd = jax.jit(lambda nb, x: nb.update(x))
-    assert int(upd(stale, r).rebuilds) == int(stale.rebuilds) + 1
-    out["ours_rebuild"], out["ours_rebuild_compile"] = timed(upd, stale, r, repeats=repeats)
     out["ours_pairs"] = int(nbrs.count)
     # JAX MD
     disp, _ = jspace.periodic(L)
@@ -69,14 +55,28 @@ def bench_forces(n, skin, repeats, with_ase):
     )
     jn = nfn.allocate(r)
     g = jax.jit(jax.value_and_grad(efn))
-    out["jaxmd_forces"], out["jaxmd_forces_compile"] = timed(g, r, jn, repeats=repeats)
     jstale = jn.set(reference_position=r + 1.0)
     jupd = jax.jit(lambda nb, x: nb.update(x))
-    out["jaxmd_rebuild"], out["jaxmd_rebuild_compile"] = timed(jupd, jstale, r, repeats=repeats)
-    e_ours, f_ours = f(r, nbrs)
-    e_ref, f_ref = g(r, jn)
+    # The same energy and forces (float32) before any timing; the first calls compile.
+    first = {"ours": timed(f, r, nbrs, repeats=1), "jaxmd": timed(g, r, jn, repeats=1)}
+    first_rb = {"ours": timed(upd, stale, r, repeats=1), "jaxmd": timed(jupd, jstale, r, repeats=1)}
+    assert int(first_rb["ours"].out.rebuilds) == int(stale.rebuilds) + 1
+    e_ours, f_ours = first["ours"].out
+    e_ref, f_ref = first["jaxmd"].out
     out["energy_rel_diff"] = abs(float(e_ours) - float(e_ref)) / abs(float(e_ref))
     out["force_max_diff"] = float(jnp.max(jnp.abs(f_ours - f_ref)))
+    assert out["energy_rel_diff"] < 1e-4 and out["force_max_diff"] < 1e-2 * float(
+        jnp.max(jnp.abs(f_ref))
+    ), out
+    forces = interleaved({"ours": (f, (r, nbrs)), "jaxmd": (g, (r, jn))}, repeats)
+    rebuild = interleaved({"ours": (upd, (stale, r)), "jaxmd": (jupd, (jstale, r))}, repeats)
+    for name in ("ours", "jaxmd"):
+        out[f"{name}_forces"], out[f"{name}_forces_compile"] = (
+            forces[name].median,
+            first[name].first,
+        )
+        out[f"{name}_rebuild"] = rebuild[name].median
+        out[f"{name}_rebuild_compile"] = first_rb[name].first
     if with_ase:
         from ase.calculators.lj import LennardJones
 
@@ -87,20 +87,10 @@ def bench_forces(n, skin, repeats, with_ase):
             atoms.calc.reset()
             return atoms.get_forces()
 
-        ts = []
-        for _ in range(max(repeats // 3, 1)):
-            t = time.perf_counter()
-            fa = ase_forces()
-            ts.append(time.perf_counter() - t)
-        out["ase_forces"] = float(np.median(ts))
+        fa = ase_forces()
         out["ase_force_max_diff"] = float(np.max(np.abs(np.asarray(f_ours) + fa)))
+        out["ase_forces"] = timed(ase_forces, repeats=max(repeats // 3, 1)).median
     return out
-
-
-def eqx_replace_reference(nbrs, reference):
-    import equinox as eqx
-
-    return eqx.tree_at(lambda nb: nb.reference, nbrs, reference)
 
 
 def bench_nve(n, skin, steps, repeats):
@@ -112,15 +102,15 @@ def bench_nve(n, skin, steps, repeats):
     out = {}
     energy = md.lennard_jones(box, cutoff=md.Switched(2.0, 2.5))
     nbrs = md.neighbor_list(r, box, 2.5, skin=skin)
-    vv = md.VelocityVerlet(energy, dt=0.005)
+    vv = md.NVE(energy, dt=0.005)
     s0 = vv.init(r, v, nbrs)
 
     def ours():
         s, _ = md.simulate(vv, s0, steps, chunk=steps)
         return s
 
-    out["ours_nve"], out["ours_nve_compile"] = timed(ours, repeats=repeats)
-    s = ours()
+    first_ours = timed(ours, repeats=1)
+    s = first_ours.out
     out["ours_rebuilds"] = int(s.neighbors.rebuilds) - int(s0.neighbors.rebuilds)
 
     disp, shift = jspace.periodic(L)
@@ -141,9 +131,16 @@ def bench_nve(n, skin, steps, repeats):
 
         return jax.lax.fori_loop(0, steps, body, (st, nb))
 
-    out["jaxmd_nve"], out["jaxmd_nve_compile"] = timed(jaxmd, st, jn, repeats=repeats)
-    _, jn_end = jaxmd(st, jn)
-    assert not bool(jn_end.did_buffer_overflow), "JAX MD neighbour list overflowed"
+    first_jaxmd = timed(jaxmd, st, jn, repeats=1)
+    st_end, jn_end = first_jaxmd.out
+    assert not bool(jn_end.did_buffer_overflow), "JAX MD neighbor list overflowed"
+    # The same trajectory (float32, chaotic: compared after a short run only).
+    out["nve_position_diff"] = float(
+        jnp.max(jnp.abs(box.displacement(st_end.position, s.positions)))
+    )
+    times = interleaved({"ours": (ours, ()), "jaxmd": (jaxmd, (st, jn))}, repeats)
+    out["ours_nve"], out["ours_nve_compile"] = times["ours"].median, first_ours.first
+    out["jaxmd_nve"], out["jaxmd_nve_compile"] = times["jaxmd"].median, first_jaxmd.first
     return out
 
 
@@ -156,6 +153,7 @@ def main():
     repeats = 3 if args.quick else 7
     nve_steps = 200 if args.quick else 1000
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, float32, skin {args.skin}")
+    print(machine_load())
     rows = []
     for n in sizes:
         res = bench_forces(n, args.skin, repeats, with_ase=True)
@@ -178,7 +176,7 @@ def main():
     for n, r in rows:
         ours, ref = r["ours_rebuild"], r["jaxmd_rebuild"]
         print(
-            f"| neighbour-list rebuild (ms) | {n} | {1e3 * ours:.2f} | {1e3 * ref:.2f} | - | "
+            f"| neighbor-list rebuild (ms) | {n} | {1e3 * ours:.2f} | {1e3 * ref:.2f} | - | "
             f"{ref / ours:.2f}x | - |"
         )
     ours_sps = nve_steps / nve["ours_nve"]
@@ -187,6 +185,8 @@ def main():
         f"| NVE steps/s ({nve_steps} steps, {nve['ours_rebuilds']} rebuilds) | 1000 | "
         f"{ours_sps:.0f} | {jaxmd_sps:.0f} | - | {ours_sps / jaxmd_sps:.2f}x (speed-up) | - |"
     )
+    print(f"NVE end positions, diffsim vs JAX MD: max |dr| {nve['nve_position_diff']:.1e}")
+    print(machine_load())
     print()
     print("compile + first call (s):")
     for n, r in rows:

@@ -4,7 +4,7 @@ Two systems, float32 on CPU, cutoff 5 Angstrom for every model:
 
 - ethanol (9 atoms, ASE's `CH3CH2OH` rattled by 0.05 Angstrom), all pairs (dense path);
 - fcc copper, 256 atoms (a = 3.61 Angstrom, 4x4x4 cubic cells, rattled), periodic,
-  one neighbour list (`neighbor_list(..., skin=0)`) shared by all models; the e3nn
+  one neighbor list (`neighbor_list(..., skin=0)`) shared by all models; the e3nn
   reference reads it as a directed edge list (both directions of each pair).
 
 Models: `PaiNN` (features 64 and 32, 3 layers), `SchNet` (64, 3 layers), and the
@@ -19,9 +19,9 @@ separately):
   their ratio;
 - the reference method's own force call: GFN2-xTB through tblite (ethanol; skipped
   without tblite) and ASE's EMT (copper);
-- NVE steps per second at 300 K: diffsim's `VelocityVerlet` through `simulate` with
+- NVE steps per second at 300 K: diffsim's `NVE` (velocity Verlet) through `simulate` with
   our model and with the e3nn reference (ethanol: dt 0.5 fs, dense; copper: dt 2 fs,
-  neighbour list with skin 0.5 Angstrom, updates and rebuilds included), and ASE's
+  neighbor list with skin 0.5 Angstrom, updates and rebuilds included), and ASE's
   `VelocityVerlet` with tblite / EMT; the largest total-energy excursion is printed as
   a sanity check (meaningful for the trained ethanol models only);
 - accuracy at an equal training budget (full mode): each model trained by
@@ -32,8 +32,8 @@ separately):
 Goals: PaiNN at least 2x faster than the e3nn reference at equal or better force
 MAE; energy + forces at most 3x the energy alone.
 
-Timed calls are interleaved across models (E, E+F, next model, ...) so that the load
-of a shared machine affects both sides of every ratio alike. tblite runs with
+Timed calls are interleaved across models (E, E+F, next model, ...; `_timing.interleaved`)
+so that the load of a shared machine affects both sides of every ratio alike. tblite runs with
 `OMP_NUM_THREADS=1` unless set otherwise: its OpenMP threads spin against XLA's, and
 one thread is its fastest setting for 9 atoms.
 
@@ -55,9 +55,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from _e3nn_reference import E3nnNequIP, count_parameters
-from bench_md import timed
+from _timing import interleaved, machine_load, timed
 
 import diffsim.molecular as md
+import diffsim.potentials as pot
 
 CUTOFF = 5.0
 REFERENCE = "e3nn NequIP"
@@ -89,9 +90,9 @@ def copper():
 def make_models(elements, avg_num_neighbors, names, key):
     k1, k2, k3, k4 = jax.random.split(key, 4)
     builders = {
-        "PaiNN F=64": lambda: md.PaiNN(elements, cutoff=CUTOFF, features=64, key=k1),
-        "PaiNN F=32": lambda: md.PaiNN(elements, cutoff=CUTOFF, features=32, key=k2),
-        "SchNet F=64": lambda: md.SchNet(elements, cutoff=CUTOFF, features=64, key=k3),
+        "PaiNN F=64": lambda: pot.PaiNN(elements, cutoff=CUTOFF, features=64, key=k1),
+        "PaiNN F=32": lambda: pot.PaiNN(elements, cutoff=CUTOFF, features=32, key=k2),
+        "SchNet F=64": lambda: pot.SchNet(elements, cutoff=CUTOFF, features=64, key=k3),
         REFERENCE: lambda: E3nnNequIP(
             elements, cutoff=CUTOFF, avg_num_neighbors=avg_num_neighbors, key=k4
         ),
@@ -110,12 +111,6 @@ def energy_fn(model, positions, species, nbrs, space):
 def energy_forces_fn(model, positions, species, nbrs, space):
     e, g = jax.value_and_grad(lambda r: model(r, species, nbrs, space=space))(positions)
     return e, -g
-
-
-def _seconds(fn, *args):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t
 
 
 # --- self-test: invariance -------------------------------------------------------------
@@ -151,25 +146,22 @@ def bench_evaluation(models, atoms, space, nbrs, repeats):
     interleaved across models (E, E+F, next model, ...), so that a change in the load
     of a shared machine hits every figure of a ratio alike; medians."""
     r = jnp.asarray(atoms.positions, jnp.float32)
-    calls, out = {}, {}
+    calls = {}
     for name, model in models.items():
-        species = model.species_of(atoms.numbers)
-        args = (model, r, species, nbrs, space)
-        calls[name] = args
-        out[name] = {
+        args = (model, r, model.species_of(atoms.numbers), nbrs, space)
+        calls[(name, "e")] = (energy_fn, args)
+        calls[(name, "ef")] = (energy_forces_fn, args)
+    times = interleaved(calls, repeats)
+    out = {}
+    for name, model in models.items():
+        e, ef = times[(name, "e")], times[(name, "ef")]
+        out[name] = res = {
             "params": count_parameters(model),
-            "e_compile": _seconds(energy_fn, *args),
-            "ef_compile": _seconds(energy_forces_fn, *args),
-            "e_all": [],
-            "ef_all": [],
+            "e": e.median,
+            "ef": ef.median,
+            "e_compile": e.first,
+            "ef_compile": ef.first,
         }
-    for _ in range(repeats):
-        for name, args in calls.items():
-            out[name]["e_all"].append(_seconds(energy_fn, *args))
-            out[name]["ef_all"].append(_seconds(energy_forces_fn, *args))
-    for name, res in out.items():
-        res["e"] = float(np.median(res.pop("e_all")))
-        res["ef"] = float(np.median(res.pop("ef_all")))
         say(
             f"  {name:12s} {res['params']:7d} params  E {1e3 * res['e']:8.2f} ms  "
             f"E+F {1e3 * res['ef']:8.2f} ms  ratio {res['ef'] / res['e']:.2f}  "
@@ -197,17 +189,16 @@ def bench_reference_forces(atoms, calc, repeats):
     atoms.calc = calc
     rng = np.random.default_rng(0)
     atoms.get_forces()  # set-up (and an initial wavefunction for xTB)
-    ts = []
-    for _ in range(repeats):
+
+    def moved_forces():
         atoms.positions += rng.normal(scale=1e-3, size=atoms.positions.shape)
-        t = time.perf_counter()
-        atoms.get_forces()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
+        return atoms.get_forces()
+
+    return timed(moved_forces, repeats=repeats).median
 
 
 def bench_md(models, atoms, space, skin, dt_fs, steps, repeats, trained):
-    """Steps per second of diffsim's VelocityVerlet through `simulate`, per model, and
+    """Steps per second of diffsim's `NVE` through `simulate`, per model, and
     the largest total-energy excursion (a sanity check, meaningful for trained models:
     untrained ones have arbitrary forces)."""
     from ase import units
@@ -222,14 +213,13 @@ def bench_md(models, atoms, space, skin, dt_fs, steps, repeats, trained):
     out = {}
     for name, model in models.items():
         species = model.species_of(atoms.numbers)
-        vv = md.VelocityVerlet(model.bind(species, space), dt=dt_fs * units.fs, mass=masses)
+        vv = md.NVE(model.bind(species, space), dt=dt_fs * units.fs, mass=masses)
         s0 = vv.init(r, v, nbrs)
 
         def run(vv=vv, s0=s0):
             return md.simulate(vv, s0, steps, chunk=steps)
 
-        sec, first = timed(run, repeats=repeats)
-        _, outs = run()
+        sec, first, (_, outs) = timed(run, repeats=repeats)
         total = np.asarray(outs["potential"] + outs["kinetic"], np.float64)
         drift = 1e3 * float(np.max(np.abs(total - total[0]))) / len(atoms)
         out[name] = {"sps": steps / sec, "compile": first - sec, "drift": drift}
@@ -250,10 +240,7 @@ def bench_ase_md(atoms, calc, dt_fs, steps):
     atoms.calc = calc
     thermalize_momenta(atoms, 300.0, rng=np.random.default_rng(0))
     dyn = VelocityVerlet(atoms, timestep=dt_fs * units.fs)
-    dyn.run(2)  # set-up excluded
-    t = time.perf_counter()
-    dyn.run(steps)
-    return steps / (time.perf_counter() - t)
+    return steps / timed(dyn.run, steps, repeats=1).median  # set-up in the first call
 
 
 # --- accuracy at an equal training budget ----------------------------------------------
@@ -266,10 +253,8 @@ def train_and_test(models, steps, batch_size, lr, n_configs, log, equal_time=())
     again from their initial weights for as many steps as take the e3nn reference's
     training time (speed at equal accuracy), under `metrics[name]["equal_time"]`.
     """
-    from diffsim.molecular._datasets import load_or_generate
-
     try:
-        ds = load_or_generate("ethanol", n_configs, seed=0, cache_dir="data", log=log)
+        ds = pot.load_or_generate("ethanol", n_configs, seed=0, cache_dir="data", log=log)
     except ImportError as e:
         log(f"no ethanol dataset and cannot generate one ({e}); skipping training")
         return models, {}
@@ -279,7 +264,7 @@ def train_and_test(models, steps, batch_size, lr, n_configs, log, equal_time=())
 
     def run(model, n_steps):
         t = time.perf_counter()
-        res = md.train_potential(
+        res = pot.train_potential(
             model,
             train,
             val,
@@ -291,7 +276,7 @@ def train_and_test(models, steps, batch_size, lr, n_configs, log, equal_time=())
             progress=False,
         )
         seconds = time.perf_counter() - t
-        ev = md.evaluate(res.model, test)
+        ev = pot.evaluate(res.model, test)
         return res.model, {**ev, "train_s": seconds, "best_step": res.best_step, "steps": n_steps}
 
     def report(name, m):
@@ -441,6 +426,7 @@ def main():
         f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
         f"{'quick' if quick else 'full'} mode"
     )
+    say(machine_load())
     results = {}
 
     # Ethanol.
@@ -503,7 +489,7 @@ def main():
     pairs = int(nbrs.count)
     say(
         f"copper ({len(atoms)} atoms, periodic): {pairs} pairs within {CUTOFF} A "
-        f"({2 * pairs} directed edges, {2 * pairs / len(atoms):.1f} neighbours per atom), "
+        f"({2 * pairs} directed edges, {2 * pairs / len(atoms):.1f} neighbors per atom), "
         f"list capacity {nbrs.capacity}"
     )
     models = make_models([29], 2 * pairs / len(atoms), names, jax.random.key(0))
@@ -529,6 +515,7 @@ def main():
     }
 
     table(results)
+    say(machine_load())
     verdicts(results)
     say()
     say("compile + first call (s): E / E+F / MD")

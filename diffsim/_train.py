@@ -54,6 +54,8 @@ def fit(
     progress: bool = True,
     stop_fn: Callable[[dict], bool] | None = None,
     state: Any = None,
+    on_start: Callable[[int, list[dict]], None] | None = None,
+    on_eval: Callable[[int, Any, dict], None] | None = None,
 ) -> FitResult:
     """Gives parameters trained by `steps` optax updates of `loss_fn`.
 
@@ -82,6 +84,15 @@ def fit(
       sample pool, running statistics). With it, `loss_fn(params, batch, key, state)
       -> (loss, (aux, new_state))`; the state is checkpointed and resumed with the
       parameters, and returned as `FitResult.state`. No gradient flows into it.
+    - `on_start`: `on_start(step, history)`, called once before the first update with
+      the step training starts from (0, or the checkpointed step when resuming) and the
+      records logged up to it (empty, or those kept from `metrics.jsonl`). A caller
+      that tracks something across evaluations (the best validation loss) rebuilds it
+      here, so a resumed run continues exactly as an uninterrupted one.
+    - `on_eval`: `on_eval(step, params, record)`, called after each evaluation with the
+      parameters just evaluated and the logged record (with its `eval_*` metrics),
+      before `stop_fn`. For model selection: keep or save `params` when `record` is
+      the best so far.
 
     **Returns:** a `FitResult`.
 
@@ -122,6 +133,8 @@ def fit(
                 "continue it, or use a new directory"
             )
 
+    if on_start is not None:
+        on_start(start, list(history))
     threaded = state is not None
 
     def loss_and_aux(d, batch, k, st):
@@ -148,11 +161,9 @@ def fit(
         )
         return optax.apply_updates(d, updates), opt_state, new_st, loss, aux
 
-    def evaluate(d, step):
-        if eval_fn is None:
-            return {}
+    def evaluate(p, step):
         k = jax.random.fold_in(jax.random.fold_in(key, step), 2**31 - 1)
-        return {f"eval_{n}": float(v) for n, v in eval_fn(eqx.combine(d, static), k).items()}
+        return {f"eval_{n}": float(v) for n, v in eval_fn(p, k).items()}
 
     def checkpoint(d, s, st, step):
         if directory is not None:
@@ -180,14 +191,19 @@ def fit(
             record = None
             if step % log_every == 0 or step == steps:
                 record = {"step": step, "loss": loss, **{n: float(v) for n, v in aux.items()}}
+            evaluated = None
             if eval_every and (step % eval_every == 0 or step == steps):
                 record = record or {"step": step, "loss": loss}
-                record.update(evaluate(diff, step))
+                if eval_fn is not None:
+                    evaluated = eqx.combine(diff, static)
+                    record.update(evaluate(evaluated, step))
             stop = False
             if record is not None:
                 record["time"] = round(time.perf_counter() - t0, 4)
                 history.append(record)
                 _append(directory, record)
+                if evaluated is not None and on_eval is not None:
+                    on_eval(step, evaluated, record)
                 stop = bool(stop_fn(record)) if stop_fn is not None else False
             if checkpoint_every and step % checkpoint_every == 0 or step == steps or stop:
                 checkpoint(diff, opt_state, state, step)

@@ -79,7 +79,7 @@ def _cmd_forces(args) -> int:
         import ase.io
     except ImportError:
         return _error("forces needs ASE: pip install 'diffsim[molecular]'")
-    from .molecular import load_model, predict
+    from .potentials import load_model, predict
 
     try:
         model = load_model(model_path)

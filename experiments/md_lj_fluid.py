@@ -57,7 +57,7 @@ def run(cfg: Config, run) -> dict:
     run.log(
         f"equilibrated {cfg.equilibrate_steps} Langevin steps in {time.perf_counter() - t0:.1f}s"
     )
-    vv = md.VelocityVerlet(energy, dt=cfg.dt)
+    vv = md.NVE(energy, dt=cfg.dt)
     # Production: NVE in chunks, keeping frames for g(r).
     frames, outs = [], []
     per = max(cfg.nve_steps // cfg.rdf_frames, 1)

@@ -66,7 +66,7 @@ def run(cfg: Config, run) -> dict:
 
     def trajectory(sigma, epsilon, reversible=True):
         energy = md.lennard_jones(box, sigma=sigma, epsilon=epsilon, cutoff=cutoff)
-        vv = md.VelocityVerlet(energy, dt=cfg.dt)
+        vv = md.NVE(energy, dt=cfg.dt)
         grad = diffsim.Reversible(vv.inverse) if reversible else diffsim.BPTT()
 
         def step(s, x):

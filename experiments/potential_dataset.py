@@ -1,6 +1,6 @@
 """Reference datasets for learned potentials: generated once, cached under data/.
 
-`system` picks the generator in `diffsim.molecular`: a molecule labelled by GFN2-xTB
+`system` picks the generator in `diffsim.potentials`: a molecule labelled by GFN2-xTB
 (ethanol, malonaldehyde; needs `pip install 'diffsim[xtb]'`), bulk copper labelled by
 EMT (strained cells and MD), or Lennard-Jones argon clusters. The dataset is written to
 the cache file (`output`, or `data/<system>_<method>_<n>_seed<seed>.extxyz`) unless that
@@ -20,7 +20,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-import diffsim.molecular as md
+import diffsim.potentials as pot
 
 matplotlib.use("Agg")
 
@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 class Config:
     system: str = dataclasses.field(
         default="ethanol",
-        metadata={"choices": md.DATASET_SYSTEMS, "help": "which reference system"},
+        metadata={"choices": pot.DATASET_SYSTEMS, "help": "which reference system"},
     )
     n_configs: int = dataclasses.field(default=1500, metadata={"min": 1})
     temperature_K: float = dataclasses.field(
@@ -60,10 +60,10 @@ def run(cfg: Config, run) -> dict:
     # shared machine, and sum in a varying order; one thread makes frames reproducible.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     path = (
-        Path(cfg.output) if cfg.output else md.cache_path(cfg.system, cfg.n_configs, seed=cfg.seed)
+        Path(cfg.output) if cfg.output else pot.cache_path(cfg.system, cfg.n_configs, seed=cfg.seed)
     )
     reused = path.exists()
-    ds = md.load_or_generate(
+    ds = pot.load_or_generate(
         cfg.system,
         cfg.n_configs,
         seed=cfg.seed,
@@ -75,7 +75,7 @@ def run(cfg: Config, run) -> dict:
         progress=cfg.progress,
         log=run.log,
     )
-    md.save_dataset(run.path("dataset.extxyz"), ds)
+    pot.save_dataset(run.path("dataset.extxyz"), ds)
 
     n = ds.n_atoms
     fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -94,7 +94,7 @@ def run(cfg: Config, run) -> dict:
     plt.close("all")
 
     metrics = {
-        **md.dataset_statistics(ds),
+        **pot.dataset_statistics(ds),
         "system": cfg.system,
         "method": ds.info.get("method", ""),
         "generation_time_s": ds.info.get("generation_time_s", float("nan")),

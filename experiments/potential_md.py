@@ -23,6 +23,7 @@ import numpy as np
 
 import diffsim
 import diffsim.molecular as md
+import diffsim.potentials as pot
 
 matplotlib.use("Agg")
 
@@ -77,13 +78,13 @@ def run(cfg: Config, run) -> dict:
 
     if not cfg.model:
         raise ValueError('model: give a potential_train run directory (model = "runs/...")')
-    model = md.load_model(cfg.model)
+    model = pot.load_model(cfg.model)
     dtype = jnp.float64 if cfg.float64 else jnp.float32
-    model = md.astype(model, dtype)
+    model = pot.astype(model, dtype)
     data = (
-        md.load_dataset(cfg.dataset)
+        pot.load_dataset(cfg.dataset)
         if cfg.dataset
-        else md.load_or_generate(cfg.system, cfg.n_configs, seed=cfg.seed, log=run.log)
+        else pot.load_or_generate(cfg.system, cfg.n_configs, seed=cfg.seed, log=run.log)
     )
     if data.cells is not None:
         raise ValueError("potential_md: molecular (non-periodic) data sets only")
@@ -124,7 +125,7 @@ def run(cfg: Config, run) -> dict:
     temp = 2 * np.asarray(kin) / (3 * n_atoms * KB)
     run.log(f"sampled {cfg.sample_steps} steps; mean temperature {temp.mean():.1f} K")
 
-    vv = md.VelocityVerlet(energy, dt=dt, mass=masses)
+    vv = md.NVE(energy, dt=dt, mass=masses)
     nve = jax.jit(lambda s: diffsim.rollout(vv.step, s, length=cfg.nve_steps))
     s_nve = vv.init(state.positions, state.velocities)
     _, outs = nve(s_nve)

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import matplotlib
 import numpy as np
 
-import diffsim.molecular as md
+import diffsim.potentials as pot
 
 matplotlib.use("Agg")
 
@@ -66,8 +66,8 @@ class Config:
 
 def load_data(cfg: Config, run):
     if cfg.dataset:
-        return md.load_dataset(cfg.dataset)
-    return md.load_or_generate(cfg.system, cfg.n_configs, seed=cfg.seed, log=run.log)
+        return pot.load_dataset(cfg.dataset)
+    return pot.load_or_generate(cfg.system, cfg.n_configs, seed=cfg.seed, log=run.log)
 
 
 def run(cfg: Config, run) -> dict:
@@ -96,7 +96,7 @@ def run(cfg: Config, run) -> dict:
                 run.log(f"{name} n={size}: already trained, skipped")
                 continue
             key = jax.random.fold_in(jax.random.key(cfg.seed), size)
-            model = md.make_model(
+            model = pot.make_model(
                 name,
                 elements,
                 cutoff=cfg.cutoff,
@@ -105,9 +105,9 @@ def run(cfg: Config, run) -> dict:
                 n_rbf=cfg.n_rbf,
                 key=jax.random.fold_in(key, 0),
             )
-            model = md.astype(model, dtype)
+            model = pot.astype(model, dtype)
             t0 = time.perf_counter()
-            res = md.train_potential(
+            res = pot.train_potential(
                 model,
                 train_pool.subset(np.arange(size)),
                 val,
@@ -126,7 +126,7 @@ def run(cfg: Config, run) -> dict:
                 log_every=cfg.eval_every,
             )
             seconds = time.perf_counter() - t0
-            scores = md.evaluate(res.model, test)
+            scores = pot.evaluate(res.model, test)
             out = {
                 "energy_mae": scores["energy_mae"],
                 "force_mae": scores["force_mae"],
@@ -135,7 +135,7 @@ def run(cfg: Config, run) -> dict:
                 "seconds": seconds,
                 "parameters": _count(res.model),
             }
-            md.save_model(folder / "model.eqx", res.model, {"train_size": size})
+            pot.save_model(folder / "model.eqx", res.model, {"train_size": size})
             done.write_text(json.dumps(out))
             results[name][size] = out
             run.log(
@@ -144,8 +144,8 @@ def run(cfg: Config, run) -> dict:
             )
 
     if cfg.export in results:
-        best = md.load_model(run.path(f"train_{cfg.export}_{sizes[-1]}") / "model.eqx")
-        md.save_model(run.path("model.eqx"), best, {"train_size": sizes[-1], "system": cfg.system})
+        best = pot.load_model(run.path(f"train_{cfg.export}_{sizes[-1]}") / "model.eqx")
+        pot.save_model(run.path("model.eqx"), best, {"train_size": sizes[-1], "system": cfg.system})
 
     rows = ["| model | " + " | ".join(f"n = {s}" for s in sizes) + " |"]
     rows.append("| --- |" + " --- |" * len(sizes))

@@ -1,31 +1,32 @@
-"""Molecular dynamics and learned potentials: spaces, neighbour lists, classical
-potentials, integrators, E(3)-equivariant energy models, reference data sets, force
-matching and an ASE calculator.
+"""Molecular dynamics: spaces, neighbor lists, classical potentials, integrators,
+observables, lattice set-up and ASE structure I/O.
 
 Forces are `-jax.grad(energy)` with respect to positions, for all atoms in one
 backward pass; integrators are steps for `diffsim.rollout`, so trajectories are
-differentiable (velocity Verlet is exactly invertible: `grad=Reversible(vv.inverse)`).
-A learned model (`PaiNN`, `SchNet`) is an energy like any other: `model.bind(species,
-space)` drives the same integrators, and `DiffsimCalculator(model)` drives ASE.
+differentiable (`NVE` is exactly invertible: `grad=Reversible(nve.inverse)`). An
+energy is any `AbstractEnergy` called as `energy(positions, neighbors=None)`: the
+classical pair and bonded terms here, or a learned model bound to its species
+(`diffsim.potentials`, which builds on this package; this one never imports it).
+
+**Example:**
+
+```python
+import jax, diffsim.molecular as md
+positions, box = md.lattice(500, 0.8)                       # fcc, 500 atoms
+energy = md.lennard_jones(box, cutoff=md.Switched(2.0, 2.5))
+nbrs = md.neighbor_list(positions, box, energy.cutoff_radius, skin=0.3)
+v = md.random_velocities(500, 3, 1.0, key=jax.random.key(0))
+nve = md.NVE(energy, dt=0.005)
+state, outs = md.simulate(nve, nve.init(positions, v, nbrs), 1000)  # outs["potential"], ...
+```
+```
 """
 
-from ._datasets import (
-    DATASET_SYSTEMS as DATASET_SYSTEMS,
-    Dataset as Dataset,
-    cache_path as cache_path,
-    dataset_statistics as dataset_statistics,
-    generate_copper as generate_copper,
-    generate_lj_clusters as generate_lj_clusters,
-    generate_molecule as generate_molecule,
-    load_dataset as load_dataset,
-    load_or_generate as load_or_generate,
-    save_dataset as save_dataset,
-)
 from ._integrators import (
+    NVE as NVE,
     AbstractIntegrator as AbstractIntegrator,
     Langevin as Langevin,
     MDState as MDState,
-    VelocityVerlet as VelocityVerlet,
     simulate as simulate,
 )
 from ._io import (
@@ -37,16 +38,6 @@ from ._io import (
     to_atoms as to_atoms,
     write_structure as write_structure,
     write_trajectory as write_trajectory,
-)
-from ._models import (
-    AbstractEnergyModel as AbstractEnergyModel,
-    LearnedEnergy as LearnedEnergy,
-    PaiNN as PaiNN,
-    SchNet as SchNet,
-    astype as astype,
-    bessel_basis as bessel_basis,
-    make_model as make_model,
-    polynomial_envelope as polynomial_envelope,
 )
 from ._neighbors import (
     NeighborList as NeighborList,
@@ -81,6 +72,7 @@ from ._potentials import (
     Switched as Switched,
     lennard_jones as lennard_jones,
     morse as morse,
+    pair_indices as pair_indices,
     soft_sphere as soft_sphere,
 )
 from ._setup import lattice as lattice, random_velocities as random_velocities
@@ -89,23 +81,5 @@ from ._space import (
     FreeSpace as FreeSpace,
     PeriodicBox as PeriodicBox,
     TriclinicBox as TriclinicBox,
+    check_box as check_box,
 )
-from ._training import (
-    TrainResult as TrainResult,
-    batch_energy_and_forces as batch_energy_and_forces,
-    energy_and_forces as energy_and_forces,
-    evaluate as evaluate,
-    fit_energy_scale as fit_energy_scale,
-    load_model as load_model,
-    save_model as save_model,
-    train_potential as train_potential,
-)
-
-
-def __getattr__(name):
-    # The ASE calculator imports ASE, an optional dependency: load it on first use.
-    if name in ("DiffsimCalculator", "predict"):
-        from . import _calculator
-
-        return getattr(_calculator, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,11 +1,11 @@
-"""Integrators as rollout steps: velocity Verlet (NVE) and Langevin BAOAB (NVT).
+"""Integrators as rollout steps: `NVE` (velocity Verlet) and `Langevin` (BAOAB, NVT).
 
 An integrator is a module with `init(positions, velocities, neighbors=None)` giving
 an `MDState`, and `step(state, x) -> (state, out)` for `diffsim.rollout` (with `x`
 unused for NVE, a PRNG key for Langevin). Each step updates the neighbour list (a
 rebuild only when an atom has moved half the skin) and returns the potential and
-kinetic energy as its output. `VelocityVerlet.inverse` runs a step backwards, so
-`rollout(vv.step, s0, length=T, grad=Reversible(vv.inverse))` differentiates a
+kinetic energy as its output. `NVE.inverse` runs a step backwards, so
+`rollout(nve.step, s0, length=T, grad=Reversible(nve.inverse))` differentiates a
 trajectory in O(1) memory.
 
 `simulate` runs a trajectory in chunks outside `jit` and checks, after each chunk,
@@ -130,8 +130,12 @@ class AbstractIntegrator(eqx.Module):
         """Advances one time step; gives `(state, {"potential", "kinetic"})`."""
 
 
-class VelocityVerlet(AbstractIntegrator):
-    """Velocity Verlet (NVE): symplectic, time-reversible, exactly invertible.
+class NVE(AbstractIntegrator):
+    """Constant-energy (NVE) dynamics by velocity Verlet: symplectic, time-reversible,
+    exactly invertible.
+
+    Named for the ensemble, like JAX MD's `simulate.nve` (`diffsim.ode.VelocityVerlet` is
+    the ODE solver for a separable system, not this neighbour-list MD step).
 
     **Arguments:**
 
@@ -144,9 +148,9 @@ class VelocityVerlet(AbstractIntegrator):
     **Example:**
 
     ```python
-    vv = VelocityVerlet(energy, dt=0.005)
-    s0 = vv.init(positions, velocities, nbrs)
-    sT, outs = rollout(vv.step, s0, length=1000, grad=Reversible(vv.inverse))
+    nve = NVE(energy, dt=0.005)
+    s0 = nve.init(positions, velocities, nbrs)
+    sT, outs = rollout(nve.step, s0, length=1000, grad=Reversible(nve.inverse))
     ```
     """
 
@@ -189,7 +193,7 @@ class Langevin(AbstractIntegrator):
 
     **Arguments:**
 
-    - `energy_fn`, `dt`, `mass`: as `VelocityVerlet`.
+    - `energy_fn`, `dt`, `mass`: as `NVE`.
     - `kT`: the target temperature (energy units), >= 0.
     - `gamma`: the friction (1 / time units), >= 0.
 
@@ -261,11 +265,11 @@ def simulate(
     neighbour list's overflow flag (if set, it reallocates a bigger list at the chunk's
     start and redoes the chunk) and the state for NaN. Differentiable with `jax.grad`
     (not under `jit`: the checks need concrete values); `grad` picks the strategy of
-    each chunk's rollout (`Reversible(integrator.inverse)` for velocity Verlet).
+    each chunk's rollout (`Reversible(integrator.inverse)` for `NVE`).
 
     **Arguments:**
 
-    - `integrator`: `VelocityVerlet(...)` or `Langevin(...)`.
+    - `integrator`: `NVE(...)` or `Langevin(...)`.
     - `state`: from `integrator.init(...)`.
     - `steps`: number of steps, >= 0.
     - `key`: PRNG key, required by `Langevin` (keyword-only).

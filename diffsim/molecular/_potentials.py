@@ -288,7 +288,7 @@ class PairEnergy(AbstractEnergy):
                 f"species has shape {self.species.shape} but positions has {n} atoms; "
                 f"species must have shape ({n},)"
             )
-        pairs = _pairs(neighbors, n, self.cutoff_radius)
+        pairs = pair_indices(n, neighbors, cutoff=self.cutoff_radius)
         i, j = pairs[:, 0], pairs[:, 1]
         valid = i < n
         r2 = sum(c * c for c in space.pair_components(positions, i, j))
@@ -358,7 +358,21 @@ def _check_positions_shape(positions):
     return positions
 
 
-def _pairs(neighbors, n, radius):
+def pair_indices(
+    n: int, neighbors: NeighborList | None = None, *, cutoff: float
+) -> Int[Array, "m 2"]:
+    """Gives the candidate pairs `(i, j)`, shape `(m, 2)`, for an energy with range `cutoff`.
+
+    `neighbors=None` gives every unordered pair once (`all_pairs(n)`, the dense path); a
+    `NeighborList` gives its pairs (padding rows index `n`). Pairs farther apart than
+    `cutoff` may be included: the caller masks them by distance.
+
+    **Raises:** `TypeError` for anything but a `NeighborList` or `None`; `ValueError` if
+    the list was built for another number of atoms or a shorter cutoff; under `jit`, an
+    `eqx.error_if` error if the list overflowed (its pairs would give wrong forces).
+
+    **Example:** `pairs = pair_indices(len(positions), nbrs, cutoff=2.5)`.
+    """
     if neighbors is None:
         return all_pairs(n)
     if not isinstance(neighbors, NeighborList):
@@ -367,10 +381,10 @@ def _pairs(neighbors, n, radius):
         raise ValueError(
             f"neighbors was built for {neighbors.reference.shape[0]} atoms, positions has {n}"
         )
-    if neighbors.cutoff < radius * (1 - 1e-12):
+    if neighbors.cutoff < cutoff * (1 - 1e-12):
         raise ValueError(
             f"neighbors.cutoff = {neighbors.cutoff} is shorter than the potential's cutoff "
-            f"{radius}; build the list with cutoff >= {radius}"
+            f"{cutoff}; build the list with cutoff >= {cutoff}"
         )
     pairs = eqx.error_if(
         neighbors.pairs,

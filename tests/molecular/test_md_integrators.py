@@ -23,12 +23,12 @@ def nve_run(n, steps, dtype, cutoff, *, settle=100, equilibrate=0, chunk=1000):
     energy = md.lennard_jones(box, cutoff=cutoff)
     v = md.random_velocities(n, 3, 1.0, key=jax.random.key(0), dtype=dtype)
     nbrs = md.neighbor_list(r, box, 2.5, skin=0.3) if n >= 500 else None
-    state = md.VelocityVerlet(energy, dt=0.005).init(r, v, nbrs)
+    state = md.NVE(energy, dt=0.005).init(r, v, nbrs)
     if equilibrate:
         # Thermalise at T* = 1 first, so the NVE run is at the target temperature.
         lang = md.Langevin(energy, dt=0.005, kT=1.0, gamma=1.0)
         state, _ = md.simulate(lang, state, equilibrate, key=jax.random.key(1), chunk=chunk)
-    vv = md.VelocityVerlet(energy, dt=0.005)
+    vv = md.NVE(energy, dt=0.005)
     state, _ = md.simulate(vv, state, settle, chunk=settle)
     state, outs = md.simulate(vv, state, steps, chunk=chunk)
     return state, outs
@@ -79,9 +79,9 @@ def test_nve_energy_drift_lj_fluid_500():
     assert results[("float64", "switched")][0] < 1e-4
 
 
-def test_velocity_verlet_inverse_is_exact():
+def test_nve_inverse_is_exact():
     r, box = md.lattice(108, 0.8)
-    vv = md.VelocityVerlet(md.lennard_jones(box), dt=0.005)
+    vv = md.NVE(md.lennard_jones(box), dt=0.005)
     v = md.random_velocities(108, 3, 1.0, key=jax.random.key(0))
     s0 = vv.init(r, v)
     fwd = jax.jit(lambda s: diffsim.rollout(vv.step, s, length=50)[0])
@@ -115,7 +115,7 @@ def _trajectory_loss(sigma, r, box, v, steps, grad):
         energy = md.lennard_jones(md.FreeSpace(), sigma=sigma, cutoff=md.NoCutoff())
     else:
         energy = md.lennard_jones(box, sigma=sigma, cutoff=md.Switched(1.2, 1.5))
-    vv = md.VelocityVerlet(energy, dt=0.005)
+    vv = md.NVE(energy, dt=0.005)
     s0 = vv.init(r, v)
     grad = diffsim.Reversible(vv.inverse) if grad == "reversible" else diffsim.BPTT()
     final, outs = diffsim.rollout(vv.step, s0, length=steps, grad=grad)
@@ -151,7 +151,7 @@ def test_simulate_gradient_through_neighbor_list():
     nbrs = md.neighbor_list(r, box, 2.5, skin=0.3)
 
     def loss(eps, grad_mode):
-        vv = md.VelocityVerlet(md.lennard_jones(box, epsilon=eps), dt=0.005)
+        vv = md.NVE(md.lennard_jones(box, epsilon=eps), dt=0.005)
         grad = diffsim.Reversible(vv.inverse) if grad_mode else diffsim.BPTT()
         s, outs = md.simulate(vv, vv.init(r, v, nbrs), 40, chunk=20, grad=grad)
         return jnp.mean(outs["potential"])
@@ -165,12 +165,12 @@ def test_bad_input(unchecked):
     r, box = md.lattice(108, 0.8)
     energy = md.lennard_jones(box)
     with pytest.raises(ValueError, match="dt must be finite and > 0"):
-        md.VelocityVerlet(energy, dt=0.0)
+        md.NVE(energy, dt=0.0)
     with pytest.raises(ValueError, match="dt must be finite and > 0"):
         md.Langevin(energy, dt=-0.01, kT=1.0)
     with pytest.raises(ValueError, match="kT must be finite and >= 0"):
         md.Langevin(energy, dt=0.01, kT=-1.0)
-    vv = md.VelocityVerlet(energy, dt=0.005)
+    vv = md.NVE(energy, dt=0.005)
     with pytest.raises(ValueError, match="velocities has shape"):
         vv.init(r, jnp.zeros((10, 3)))
     with pytest.raises(ValueError, match="NaN"):
@@ -222,7 +222,7 @@ def test_observables_rdf_msd():
 def test_simulate_refuses_a_blown_up_system_naming_the_chunk():
     # float32, as in the report: positions reach ~1e26 and the kinetic energy overflows.
     r, box = md.lattice(108, 0.8, dtype=jnp.float32)
-    integrator = md.VelocityVerlet(md.lennard_jones(box), dt=10.0)
+    integrator = md.NVE(md.lennard_jones(box), dt=10.0)
     state = integrator.init(r, jnp.zeros_like(r))
     with pytest.raises(ValueError, match=r"in chunk \d+ \(steps \d+\.\.\d+\)"):
         md.simulate(integrator, state, 50, chunk=10)

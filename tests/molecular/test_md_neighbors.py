@@ -89,7 +89,7 @@ def test_simulate_redoes_chunk_after_overflow():
     centre = box.lengths[None, :] / 2
     v = -0.8 * (r - centre)
     energy = md.soft_sphere(box, sigma=1.0, epsilon=1.0)
-    vv = md.VelocityVerlet(energy, dt=0.01)
+    vv = md.NVE(energy, dt=0.01)
     nbrs = md.neighbor_list(r, box, energy.cutoff_radius, skin=0.3, capacity_factor=1.0)
     cap0 = nbrs.capacity
     s, out = md.simulate(vv, vv.init(r, v, nbrs), 100, chunk=50)

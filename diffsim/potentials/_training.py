@@ -10,17 +10,17 @@ component (set once from the training set, as `model.scale`). Forces are
 
 `train_potential` runs `diffsim.fit` (optax, a cosine learning-rate schedule,
 atomic checkpoints, resume), evaluates on the validation set every `eval_every`
-steps, keeps the best model so far in `best.eqx` and stops early after `patience`
-evaluations without improvement. Saved models are a diffsim checkpoint (JSON header
-with the model's name and hyperparameters, then equinox leaves): no pickle.
+steps, keeps the best model so far (in memory, and in `best.eqx` when given a
+directory) through fit's `on_eval` hook, and stops early after `patience` evaluations
+without improvement. On resume, fit's `on_start` hook hands back the records logged
+before the interruption, from which the best-so-far is rebuilt.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -28,14 +28,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from .._train import CHECKPOINT, METRICS, fit
-from ._models import AbstractEnergyModel, astype, make_model, model_name
-from ._space import FreeSpace, TriclinicBox, check_box
-
-MODEL_FILE = "model.eqx"
-BEST_FILE = "best.eqx"
-
+from .._custom_types import Array, ArrayLike, Float, Int, Scalar
+from .._train import fit
+from ..molecular import FreeSpace, TriclinicBox, check_box
+from ._dataset import Dataset
+from ._models import AbstractEnergyModel
+from ._saving import BEST_FILE, load_model, save_model
 
 # --- predictions -------------------------------------------------------------------------
 
@@ -44,16 +42,29 @@ def _space(cell):
     return FreeSpace() if cell is None else TriclinicBox(cell)
 
 
-def energy_and_forces(model: AbstractEnergyModel, species, positions, cell=None):
+def energy_and_forces(
+    model: AbstractEnergyModel,
+    species: Int[ArrayLike, " n"],
+    positions: Float[ArrayLike, "n 3"],
+    cell: Float[ArrayLike, "3 3"] | None = None,
+) -> tuple[Scalar, Float[Array, "n 3"]]:
     """Gives `(E, F)` for one structure: energy (eV) and forces `-dE/dr`, shape `(n, 3)`.
 
-    `cell` is a `(3, 3)` periodic cell (rows are lattice vectors) or `None`.
+    `species` are indices into `model.elements` (`model.species_of(numbers)`); positions
+    in Angstrom; `cell` is a `(3, 3)` periodic cell (rows are lattice vectors) or `None`.
+
+    **Example:** `e, f = energy_and_forces(model, model.species_of(z), positions)`.
     """
     e, g = jax.value_and_grad(model)(positions, species, None, space=_space(cell))
     return e, -g
 
 
-def batch_energy_and_forces(model, species, positions, cells=None):
+def batch_energy_and_forces(
+    model: AbstractEnergyModel,
+    species: Int[ArrayLike, " n"],
+    positions: Float[ArrayLike, "B n 3"],
+    cells: Float[ArrayLike, "B 3 3"] | None = None,
+) -> tuple[Float[Array, " B"], Float[Array, "B n 3"]]:
     """`energy_and_forces` over a batch: positions `(B, n, 3)`, cells `(B, 3, 3)` or `None`."""
     if cells is None:
         return jax.vmap(lambda r: energy_and_forces(model, species, r))(positions)
@@ -86,7 +97,7 @@ def _take(a: _Arrays, idx) -> _Arrays:
     )
 
 
-def check_dataset(model: AbstractEnergyModel, dataset) -> None:
+def check_dataset(model: AbstractEnergyModel, dataset: Dataset) -> None:
     """Raises `ValueError` if the model cannot evaluate `dataset` (species, cell size)."""
     model.species_of(dataset.numbers)
     if dataset.cells is not None:
@@ -94,7 +105,7 @@ def check_dataset(model: AbstractEnergyModel, dataset) -> None:
             check_box(TriclinicBox(jnp.asarray(c.reshape(3, 3))), model.cutoff)
 
 
-def fit_energy_scale(model: AbstractEnergyModel, dataset) -> AbstractEnergyModel:
+def fit_energy_scale(model: AbstractEnergyModel, dataset: Dataset) -> AbstractEnergyModel:
     """Gives the model with `e_ref` and `scale` set from a training set.
 
     `e_ref`: per-species reference energies by least squares of the total energies on
@@ -135,7 +146,9 @@ def errors(model, species, arrays: _Arrays, weights) -> dict:
 _errors_jit = eqx.filter_jit(errors)
 
 
-def evaluate(model: AbstractEnergyModel, dataset, *, batch_size: int = 64, dtype=None) -> dict:
+def evaluate(
+    model: AbstractEnergyModel, dataset: Dataset, *, batch_size: int = 64, dtype=None
+) -> dict:
     """Gives energy and force errors of `model` on `dataset`.
 
     **Returns:** a dict with `energy_mae` (meV/atom), `energy_rmse` (meV/atom),
@@ -192,8 +205,8 @@ def force_matching_loss(model, species, arrays: _Arrays, w_energy: float, w_forc
 
 def train_potential(
     model: AbstractEnergyModel,
-    train,
-    val=None,
+    train: Dataset,
+    val: Dataset | None = None,
     *,
     steps: int,
     batch_size: int = 16,
@@ -274,28 +287,13 @@ def train_potential(
         return total / n_val
 
     directory = Path(directory) if directory is not None else None
-    best = {"loss": float("inf"), "step": 0, "since": 0}
-    if resume and directory is not None and (directory / CHECKPOINT).exists():
-        done = int(read_metadata(directory / CHECKPOINT)["step"])
-        for rec in _read_metrics(directory / METRICS):
-            if rec.get("step", 0) <= done and "eval_loss" in rec:
-                _note_eval(best, rec)
-    current = {}
+    best = _Best(patience)
 
-    def eval_fn(m, k):
-        loss = float(val_loss(m))
-        current["model"] = m
-        return {"loss": loss}
-
-    def stop_fn(record):
-        if "eval_loss" not in record:
-            return False
-        improved = _note_eval(best, record)
-        if improved and directory is not None:
-            save_model(directory / BEST_FILE, current["model"], {"step": record["step"]})
-        if improved:
-            current["best"] = current["model"]
-        return bool(patience) and best["since"] >= patience
+    def on_eval(step, m, record):
+        if best.note(record):
+            best.model = m
+            if directory is not None:
+                save_model(directory / BEST_FILE, m, {"step": step})
 
     schedule = optax.cosine_decay_schedule(lr, max(steps, 1), alpha=final_lr_fraction)
     optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(schedule))
@@ -306,93 +304,47 @@ def train_potential(
         steps=steps,
         key=key,
         batch_fn=batch_fn,
-        eval_fn=eval_fn if val is not None else None,
+        eval_fn=(lambda m, k: {"loss": float(val_loss(m))}) if val is not None else None,
         eval_every=eval_every if val is not None else 0,
         log_every=log_every,
         checkpoint_every=checkpoint_every,
         directory=directory,
         resume=resume,
         progress=progress,
-        stop_fn=stop_fn if val is not None else None,
+        stop_fn=best.exhausted if val is not None else None,
+        on_start=best.replay,
+        on_eval=on_eval,
     )
-    final = result.params
     if val is None:
-        return TrainResult(final, result.history, steps, float("nan"))
-    if "best" in current:
-        final = current["best"]
-    elif directory is not None and (directory / BEST_FILE).exists():
-        final = load_model(directory / BEST_FILE)
-    return TrainResult(final, result.history, best["step"], best["loss"])
+        return TrainResult(result.params, result.history, steps, float("nan"))
+    final = best.model
+    if final is None:
+        # Resumed after the best evaluation: it was saved before the interruption.
+        final = load_model(directory / BEST_FILE) if directory is not None else result.params
+    return TrainResult(final, result.history, best.step, best.loss)
 
 
-def _note_eval(best: dict, record: dict) -> bool:
-    if record["eval_loss"] < best["loss"]:
-        best.update(loss=record["eval_loss"], step=record["step"], since=0)
-        return True
-    best["since"] += 1
-    return False
+class _Best:
+    """The best validation loss so far, its step, and evaluations since (for patience)."""
 
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.loss, self.step, self.since = float("inf"), 0, 0
+        self.model = None
 
-def _read_metrics(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    def note(self, record: dict) -> bool:
+        """Counts an evaluation; gives whether it is the best so far."""
+        if "eval_loss" not in record:
+            return False
+        if record["eval_loss"] < self.loss:
+            self.loss, self.step, self.since = record["eval_loss"], record["step"], 0
+            return True
+        self.since += 1
+        return False
 
+    def replay(self, step: int, history: list[dict]) -> None:
+        for record in history:
+            self.note(record)
 
-# --- saving and loading ---------------------------------------------------------------------
-
-
-def save_model(path: str | os.PathLike, model: AbstractEnergyModel, metadata: dict | None = None):
-    """Writes `model` atomically: its name, hyperparameters and dtype, then its arrays.
-
-    **Returns:** the path written.
-    """
-    meta = {
-        "model": model_name(model),
-        "hyperparameters": model.hyperparameters(),
-        "dtype": str(model.scale.dtype),
-        **(metadata or {}),
-    }
-    return save_checkpoint(path, model, meta)
-
-
-def load_model(path: str | os.PathLike) -> AbstractEnergyModel:
-    """Gives the model saved by `save_model` (a file, or a run directory holding
-    `model.eqx`).
-
-    **Raises:** `FileNotFoundError` naming what is missing; `ValueError` if the file
-    is not a saved diffsim model.
-    """
-    path = Path(path)
-    if path.is_dir():
-        if not (path / MODEL_FILE).exists():
-            raise FileNotFoundError(
-                f"{path}: no {MODEL_FILE} in this directory (not a trained model)"
-            )
-        path = path / MODEL_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file")
-    try:
-        meta = read_metadata(path)
-    except (ValueError, json.JSONDecodeError, UnicodeDecodeError):
-        raise ValueError(f"{path}: not a diffsim model file") from None
-    if "model" not in meta or "hyperparameters" not in meta:
-        raise ValueError(f"{path}: a diffsim checkpoint, but not a saved model")
-    hyper = dict(meta["hyperparameters"])
-    elements = hyper.pop("elements")
-    like = make_model(meta["model"], elements, key=jax.random.key(0), **hyper)
-    like = astype(like, jnp.dtype(meta.get("dtype", "float32")))
-    model, _ = load_checkpoint(path, like)
-    return model
-
-
-def model_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """Gives the JSON metadata of a saved model."""
-    path = Path(path)
-    return read_metadata(path / MODEL_FILE if path.is_dir() else path)
+    def exhausted(self, record: dict) -> bool:
+        return bool(self.patience) and self.since >= self.patience

@@ -23,16 +23,18 @@ that goes to zero at the cutoff with its first two derivatives, so energy and fo
 are continuous as atoms cross the cutoff. `e_ref` (per-species reference energies) and
 `scale` are set from the training data (`fit_energy_scale`), not trained.
 
-Pairs come from the MD engine: `neighbors=None` takes every pair (the dense path, for
-molecules and small cells; minimum image in periodic spaces), a `NeighborList` its
-pairs. Each unordered pair's distance, basis and filter are computed once and used
-for both message directions.
+Pairs come from the MD engine (`diffsim.molecular.pair_indices`): `neighbors=None`
+takes every pair (the dense path, for molecules and small cells; minimum image in
+periodic spaces), a `NeighborList` its pairs. Each unordered pair's distance, basis and
+filter are computed once and used for both message directions.
+
+The layers are `eqx.nn.Embedding`, `eqx.nn.Linear` and `MLP` (two `eqx.nn.Linear`),
+initialised LeCun-normal as in the reference codes.
 """
 
 from __future__ import annotations
 
 import abc
-import math
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -40,108 +42,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, Float, Int, PRNGKeyArray, Scalar
-from ._neighbors import NeighborList
-from ._potentials import AbstractEnergy, _check_positions_shape, _pairs
-from ._space import AbstractSpace, FreeSpace, check_box
-
-# --- building blocks -------------------------------------------------------------------
-
-
-class Dense(eqx.Module):
-    """y = x W + b over the last axis (any leading axes)."""
-
-    weight: Float[Array, "i o"]
-    bias: Float[Array, " o"] | None
-
-    def __init__(self, n_in: int, n_out: int, *, key: PRNGKeyArray, bias: bool = True):
-        # LeCun-normal initialisation, as in the SchNet and PaiNN reference codes.
-        self.weight = jax.random.normal(key, (n_in, n_out)) / math.sqrt(n_in)
-        self.bias = jnp.zeros((n_out,)) if bias else None
-
-    def __call__(self, x: Array) -> Array:
-        y = x @ self.weight.astype(x.dtype)
-        if self.bias is None:
-            return y
-        return y + self.bias.astype(x.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
-
-
-class MLP(eqx.Module):
-    """Dense -> activation -> Dense."""
-
-    first: Dense
-    second: Dense
-    activation: str = eqx.field(static=True)
-
-    def __init__(self, n_in, n_hidden, n_out, *, key, activation="silu"):
-        k1, k2 = jax.random.split(key)
-        self.first = Dense(n_in, n_hidden, key=k1)
-        self.second = Dense(n_hidden, n_out, key=k2)
-        self.activation = activation
-
-    def __call__(self, x):
-        return self.second(_ACTIVATIONS[self.activation](self.first(x)))
-
-
-def shifted_softplus(x):
-    """log(0.5 e^x + 0.5): SchNet's activation, zero at zero."""
-    return jax.nn.softplus(x) - math.log(2.0)
-
-
-_ACTIVATIONS = {"silu": jax.nn.silu, "ssp": shifted_softplus}
-
-
-def bessel_basis(r: Array, n: int, cutoff: float) -> Array:
-    """Gives sqrt(2 / rc) sin(k pi r / rc) / r for k = 1..n, shape `r.shape + (n,)`."""
-    k = jnp.arange(1, n + 1, dtype=r.dtype).reshape((1,) * r.ndim + (n,))
-    return math.sqrt(2.0 / cutoff) * jnp.sin(k * (math.pi / cutoff) * r[..., None]) / r[..., None]
-
-
-def polynomial_envelope(r: Array, cutoff: float, p: int = 6) -> Array:
-    """Gives DimeNet's envelope: 1 at r = 0, and 0 with two zero derivatives at r = rc.
-
-    u(x) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2), x = r / rc, and 0
-    for x >= 1.
-    """
-    x = r / cutoff
-    u = (
-        1.0
-        - (p + 1) * (p + 2) / 2 * x**p
-        + p * (p + 2) * x ** (p + 1)
-        - p * (p + 1) / 2 * x ** (p + 2)
-    )
-    return jnp.where(x < 1.0, u, jnp.zeros_like(u))
-
-
-class Edges(eqx.Module):
-    """Unordered pairs within the cutoff, each once: the graph a model passes messages on.
-
-    `i`, `j` index the atoms (clamped into range); `unit` is (r_i - r_j) / r_ij, shape
-    `(m, 3)`; `basis` the radial basis times the envelope, shape `(m, n_rbf)`, zero for
-    padding pairs and pairs beyond the cutoff, which is all the masking the models need.
-    """
-
-    i: Int[Array, " m"]
-    j: Int[Array, " m"]
-    r: Float[Array, " m"]
-    unit: Float[Array, "m 3"]
-    basis: Float[Array, "m k"]
-    envelope: Float[Array, " m"]
-
-
-def build_edges(positions, pairs, space: AbstractSpace, cutoff: float, n_rbf: int) -> Edges:
-    """Gives the `Edges` of `pairs` (shape `(m, 2)`, padding rows index `n`)."""
-    n = positions.shape[0]
-    i, j = pairs[:, 0], pairs[:, 1]
-    comps = space.pair_components(positions, i, j)
-    r2 = sum(c * c for c in comps)
-    inside = (i < n) & (r2 < cutoff * cutoff)
-    # Pairs outside read a dummy distance, so that their (masked) gradient is 0, not NaN.
-    r = jnp.sqrt(jnp.where(inside, r2, jnp.full_like(r2, (0.5 * cutoff) ** 2)))
-    env = jnp.where(inside, polynomial_envelope(r, cutoff), jnp.zeros_like(r))
-    unit = jnp.stack(comps, axis=-1) / r[:, None]
-    basis = bessel_basis(r, n_rbf, cutoff) * env[:, None]
-    return Edges(jnp.minimum(i, n - 1), jnp.minimum(j, n - 1), r, unit, basis, env)
+from .._custom_types import Array, ArrayLike, Float, Int, PRNGKeyArray, Scalar
+from ..molecular import (
+    AbstractEnergy,
+    AbstractSpace,
+    FreeSpace,
+    NeighborList,
+    check_box,
+    pair_indices,
+)
+from ._layers import MLP, Edges, build_edges, linear, per_row, shifted_softplus
 
 
 def _scatter(values, index, n):
@@ -176,8 +86,8 @@ class AbstractEnergyModel(eqx.Module):
 
     def __call__(
         self,
-        positions: Float[Array, "n 3"],
-        species: Int[Array, " n"],
+        positions: Float[ArrayLike, "n 3"],
+        species: Int[ArrayLike, " n"],
         neighbors: NeighborList | None = None,
         *,
         space: AbstractSpace | None = None,
@@ -193,21 +103,25 @@ class AbstractEnergyModel(eqx.Module):
           pairs.
         - `space`: `FreeSpace()` (default) or a periodic box (minimum image).
         """
-        positions = _check_positions_shape(positions)
+        positions = jnp.asarray(positions)
+        if positions.ndim != 2 or positions.shape[1] != 3:
+            raise ValueError(f"positions must have shape (n, 3), got {positions.shape}")
+        if not jnp.issubdtype(positions.dtype, jnp.floating):
+            raise ValueError(f"positions must be floating point, got dtype {positions.dtype}")
         n = positions.shape[0]
         if np.shape(species) != (n,):
             raise ValueError(
                 f"species must have shape ({n},) like positions, got {np.shape(species)}"
             )
         space = FreeSpace() if space is None else space
-        pairs = _pairs(neighbors, n, self.cutoff)
+        pairs = pair_indices(n, neighbors, cutoff=self.cutoff)
         edges = build_edges(positions, pairs, space, self.cutoff, self.n_rbf)
         eps = self.atomic_energies(species, edges)
         e_ref = jax.lax.stop_gradient(self.e_ref).astype(positions.dtype)
         scale = jax.lax.stop_gradient(self.scale).astype(positions.dtype)
         return jnp.sum(scale * eps + e_ref[species])
 
-    def species_of(self, numbers: Sequence[int] | Array) -> Int[Array, " n"]:
+    def species_of(self, numbers: Sequence[int] | ArrayLike) -> Int[Array, " n"]:
         """Gives species indices for atomic numbers.
 
         **Raises:** `ValueError` naming an element the model was not trained on.
@@ -236,7 +150,7 @@ class AbstractEnergyModel(eqx.Module):
 class LearnedEnergy(AbstractEnergy):
     """A model with its species and space fixed: `energy(positions, neighbors=None)`.
 
-    Works wherever a classical potential does (`VelocityVerlet`, `Langevin`,
+    Works wherever a classical potential does (`NVE`, `Langevin`,
     `simulate`, `stress`).
     """
 
@@ -298,9 +212,9 @@ class SchNet(AbstractEnergyModel):
     n_rbf: int = eqx.field(static=True)
     features: int = eqx.field(static=True)
     layers: int = eqx.field(static=True)
-    embedding: Float[Array, "S F"]
+    embedding: eqx.nn.Embedding
     filters: tuple[MLP, ...]
-    inputs: tuple[Dense, ...]
+    inputs: tuple[eqx.nn.Linear, ...]
     outputs: tuple[MLP, ...]
     readout: MLP
     e_ref: Float[Array, " S"]
@@ -321,19 +235,22 @@ class SchNet(AbstractEnergyModel):
         self.elements, self.cutoff, self.n_rbf = elements, float(cutoff), n_rbf
         self.features, self.layers = features, layers
         keys = jax.random.split(key, 3 * layers + 2)
-        self.embedding = jax.random.normal(keys[0], (len(elements), features))
+        ssp = shifted_softplus
+        self.embedding = eqx.nn.Embedding(
+            weight=jax.random.normal(keys[0], (len(elements), features))
+        )
         self.filters = tuple(
-            MLP(n_rbf, features, features, key=keys[1 + 3 * k], activation="ssp")
+            MLP(n_rbf, features, features, key=keys[1 + 3 * k], activation=ssp)
             for k in range(layers)
         )
         self.inputs = tuple(
-            Dense(features, features, key=keys[2 + 3 * k], bias=False) for k in range(layers)
+            linear(features, features, key=keys[2 + 3 * k], bias=False) for k in range(layers)
         )
         self.outputs = tuple(
-            MLP(features, features, features, key=keys[3 + 3 * k], activation="ssp")
+            MLP(features, features, features, key=keys[3 + 3 * k], activation=ssp)
             for k in range(layers)
         )
-        self.readout = MLP(features, features // 2 or 1, 1, key=keys[-1], activation="ssp")
+        self.readout = MLP(features, features // 2 or 1, 1, key=keys[-1], activation=ssp)
         self.e_ref, self.scale = _init_reference(len(elements))
 
     def hyperparameters(self) -> dict:
@@ -342,14 +259,14 @@ class SchNet(AbstractEnergyModel):
     def atomic_energies(self, species, edges):
         n = species.shape[0]
         dtype = edges.r.dtype
-        h = self.embedding.astype(dtype)[species]
+        h = jax.vmap(self.embedding)(species).astype(dtype)
         for filt, inp, out in zip(self.filters, self.inputs, self.outputs):
             # The filter is zero beyond the cutoff because the envelope multiplies it.
-            w = filt(edges.basis) * edges.envelope[:, None]
-            x = inp(h)
+            w = per_row(filt, edges.basis) * edges.envelope[:, None]
+            x = per_row(inp, h)
             m = _scatter(x[edges.j] * w, edges.i, n) + _scatter(x[edges.i] * w, edges.j, n)
-            h = h + out(m)
-        return self.readout(h)[:, 0]
+            h = h + per_row(out, m)
+        return per_row(self.readout, h)[:, 0]
 
 
 class PaiNN(AbstractEnergyModel):
@@ -371,11 +288,11 @@ class PaiNN(AbstractEnergyModel):
     n_rbf: int = eqx.field(static=True)
     features: int = eqx.field(static=True)
     layers: int = eqx.field(static=True)
-    embedding: Float[Array, "S F"]
+    embedding: eqx.nn.Embedding
     message_mlps: tuple[MLP, ...]
-    message_filters: tuple[Dense, ...]
-    update_u: tuple[Dense, ...]
-    update_v: tuple[Dense, ...]
+    message_filters: tuple[eqx.nn.Linear, ...]
+    update_u: tuple[eqx.nn.Linear, ...]
+    update_v: tuple[eqx.nn.Linear, ...]
     update_mlps: tuple[MLP, ...]
     readout: MLP
     e_ref: Float[Array, " S"]
@@ -397,13 +314,13 @@ class PaiNN(AbstractEnergyModel):
         self.features, self.layers = features, layers
         F = features
         keys = jax.random.split(key, 5 * layers + 2)
-        self.embedding = jax.random.normal(keys[0], (len(elements), F))
+        self.embedding = eqx.nn.Embedding(weight=jax.random.normal(keys[0], (len(elements), F)))
         self.message_mlps = tuple(MLP(F, F, 3 * F, key=keys[1 + 5 * k]) for k in range(layers))
         self.message_filters = tuple(
-            Dense(n_rbf, 3 * F, key=keys[2 + 5 * k]) for k in range(layers)
+            linear(n_rbf, 3 * F, key=keys[2 + 5 * k]) for k in range(layers)
         )
-        self.update_u = tuple(Dense(F, F, key=keys[3 + 5 * k], bias=False) for k in range(layers))
-        self.update_v = tuple(Dense(F, F, key=keys[4 + 5 * k], bias=False) for k in range(layers))
+        self.update_u = tuple(linear(F, F, key=keys[3 + 5 * k], bias=False) for k in range(layers))
+        self.update_v = tuple(linear(F, F, key=keys[4 + 5 * k], bias=False) for k in range(layers))
         self.update_mlps = tuple(MLP(2 * F, F, 3 * F, key=keys[5 + 5 * k]) for k in range(layers))
         self.readout = MLP(F, F // 2 or 1, 1, key=keys[-1])
         self.e_ref, self.scale = _init_reference(len(elements))
@@ -416,13 +333,13 @@ class PaiNN(AbstractEnergyModel):
         F = self.features
         dtype = edges.r.dtype
         i, j = edges.i, edges.j
-        s = self.embedding.astype(dtype)[species]
+        s = jax.vmap(self.embedding)(species).astype(dtype)
         v = jnp.zeros((n, 3, F), dtype)
         unit = edges.unit[:, :, None]
         for k in range(self.layers):
             # Message: one filter per unordered pair, used in both directions.
-            w = self.message_filters[k](edges.basis) * edges.envelope[:, None]
-            phi = self.message_mlps[k](s)
+            w = per_row(self.message_filters[k], edges.basis) * edges.envelope[:, None]
+            phi = per_row(self.message_mlps[k], s)
             x_to_i = phi[j] * w
             x_to_j = phi[i] * w
             ds = _scatter(x_to_i[:, :F], i, n) + _scatter(x_to_j[:, :F], j, n)
@@ -434,13 +351,13 @@ class PaiNN(AbstractEnergyModel):
             s = s + ds
             v = v + _scatter(dv_i, i, n) + _scatter(dv_j, j, n)
             # Update: channel mixing of the vectors, exchange through invariants.
-            uv = self.update_u[k](v)
-            vv = self.update_v[k](v)
+            uv = per_row(self.update_u[k], v)
+            vv = per_row(self.update_v[k], v)
             norm = jnp.sqrt(jnp.sum(vv * vv, axis=1) + 1e-8)
-            a = self.update_mlps[k](jnp.concatenate([s, norm], axis=-1))
+            a = per_row(self.update_mlps[k], jnp.concatenate([s, norm], axis=-1))
             v = v + a[:, None, :F] * uv
             s = s + a[:, F : 2 * F] * jnp.sum(uv * vv, axis=1) + a[:, 2 * F :]
-        return self.readout(s)[:, 0]
+        return per_row(self.readout, s)[:, 0]
 
 
 MODELS: dict[str, type[AbstractEnergyModel]] = {"schnet": SchNet, "painn": PaiNN}

@@ -16,12 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from ._io import space_from_atoms
+from ..molecular import FreeSpace, check_positions, neighbor_list, space_from_atoms, stress
 from ._models import AbstractEnergyModel
-from ._neighbors import neighbor_list
-from ._observables import check_positions, stress
-from ._space import FreeSpace
-from ._training import load_model
+from ._saving import load_model
 
 # Above this many atoms the calculator builds a cell list instead of taking all pairs.
 DENSE_LIMIT = 64
@@ -44,12 +41,14 @@ def predict(
     """Gives `{"energy", "forces"[, "stress"]}` (eV, eV/Angstrom, eV/Angstrom^3) for an
     `ase.Atoms`, in float64 NumPy arrays; the stress (3 x 3) only for periodic cells.
 
+    `buffers` (a dict, updated in place) keeps the neighbor-list sizes between calls,
+    so that a trajectory or a finite-difference stencil reuses one compiled function
+    instead of compiling for every new number of pairs.
+
     **Raises:** `ValueError` for elements the model does not know, NaN positions, atoms
     closer than `floor` Angstrom, or a periodic cell narrower than twice the cutoff.
 
-    `buffers` (a dict, updated in place) keeps the neighbour-list sizes between calls,
-    so that a trajectory or a finite-difference stencil reuses one compiled function
-    instead of compiling for every new number of pairs.
+    **Example:** `predict(load_model(run_dir), ase.io.read("x.xyz"))["forces"]`.
     """
     species = model.species_of(atoms.numbers)
     space = space_from_atoms(atoms)

@@ -7,18 +7,19 @@ import numpy as np
 import pytest
 
 import diffsim.molecular as md
+import diffsim.potentials as pot
 
 pytest.importorskip("ase")
 
 
 @pytest.fixture(scope="module")
 def lj():
-    return md.generate_lj_clusters(4, equilibrate_steps=100, stride=5, seed=1)
+    return pot.generate_lj_clusters(4, equilibrate_steps=100, stride=5, seed=1)
 
 
 @pytest.fixture(scope="module")
 def cu():
-    return md.generate_copper(4, repeat=2, equilibrate_steps=20, stride=5, seed=2)
+    return pot.generate_copper(4, repeat=2, equilibrate_steps=20, stride=5, seed=2)
 
 
 def _lj_calc(ds):
@@ -80,10 +81,10 @@ def test_copper(cu):
 
 
 def test_generators_deterministic(lj):
-    again = md.generate_lj_clusters(4, equilibrate_steps=100, stride=5, seed=1)
+    again = pot.generate_lj_clusters(4, equilibrate_steps=100, stride=5, seed=1)
     np.testing.assert_array_equal(again.positions, lj.positions)
     np.testing.assert_array_equal(again.forces, lj.forces)
-    other = md.generate_lj_clusters(4, equilibrate_steps=100, stride=5, seed=2)
+    other = pot.generate_lj_clusters(4, equilibrate_steps=100, stride=5, seed=2)
     assert not np.allclose(other.positions, lj.positions)
 
 
@@ -91,8 +92,8 @@ def test_generators_deterministic(lj):
 @pytest.mark.parametrize("which", ["lj", "cu"])
 def test_round_trip(tmp_path, suffix, which, request):
     ds = request.getfixturevalue(which)
-    path = md.save_dataset(tmp_path / f"d{suffix}", ds)
-    back = md.load_dataset(path)
+    path = pot.save_dataset(tmp_path / f"d{suffix}", ds)
+    back = pot.load_dataset(path)
     for name in ("numbers", "positions", "energies", "forces"):
         np.testing.assert_array_equal(getattr(back, name), getattr(ds, name), err_msg=name)
     if ds.cells is None:
@@ -106,7 +107,7 @@ def test_round_trip(tmp_path, suffix, which, request):
 def test_extxyz_readable_by_ase(tmp_path, cu):
     import ase.io
 
-    path = md.save_dataset(tmp_path / "cu.extxyz", cu)
+    path = pot.save_dataset(tmp_path / "cu.extxyz", cu)
     frames = ase.io.read(path, index=":")
     assert len(frames) == 4 and all(a.pbc.all() for a in frames)
     assert frames[2].get_potential_energy() == cu.energies[2]
@@ -117,13 +118,13 @@ def test_extxyz_readable_by_ase(tmp_path, cu):
 def test_info_with_quotes_round_trips(tmp_path, lj):
     info = {**lj.info, "note": 'a "quoted" \\ back\\slash, = and\nnewline'}
     ds = dataclasses.replace(lj, info=info)
-    back = md.load_dataset(md.save_dataset(tmp_path / "q.extxyz", ds))
+    back = pot.load_dataset(pot.save_dataset(tmp_path / "q.extxyz", ds))
     assert back.info == info
 
 
 def _toy(b=10, n=3, periodic=False):
     rng = np.random.default_rng(0)
-    return md.Dataset(
+    return pot.Dataset(
         numbers=np.array([8, 1, 1][:n]),
         positions=rng.normal(size=(b, n, 3)),
         energies=np.arange(b, dtype=float),
@@ -181,9 +182,9 @@ def test_subset_species_elements_atoms():
     ],
 )
 def test_validation(change, match):
-    fields = {f.name: getattr(_toy(), f.name) for f in dataclasses.fields(md.Dataset)}
+    fields = {f.name: getattr(_toy(), f.name) for f in dataclasses.fields(pot.Dataset)}
     with pytest.raises(ValueError, match=match):
-        md.Dataset(**{**fields, **change})
+        pot.Dataset(**{**fields, **change})
 
 
 def test_nan_rejected():
@@ -197,57 +198,57 @@ def test_nan_rejected():
 def test_file_errors(tmp_path):
     ds = _toy()
     with pytest.raises(FileNotFoundError, match="no such file"):
-        md.load_dataset(tmp_path / "missing.npz")
+        pot.load_dataset(tmp_path / "missing.npz")
     with pytest.raises(ValueError, match="unsupported dataset suffix '.h5'"):
-        md.save_dataset(tmp_path / "d.h5", ds)
+        pot.save_dataset(tmp_path / "d.h5", ds)
     with pytest.raises(ValueError, match="unsupported"):
-        md.load_dataset(tmp_path / "d.pkl")
+        pot.load_dataset(tmp_path / "d.pkl")
     for name, text in [("bad.npz", "not a zip"), ("bad.extxyz", "3\nfoo\nH 0 0\n")]:
         (tmp_path / name).write_text(text)
         with pytest.raises(ValueError, match=str(tmp_path / name)):
-            md.load_dataset(tmp_path / name)
+            pot.load_dataset(tmp_path / name)
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(ValueError, match="missing arrays"):
-        md.load_dataset(tmp_path / "other.npz")
+        pot.load_dataset(tmp_path / "other.npz")
     # an extxyz without labels
     (tmp_path / "nolabel.extxyz").write_text(
         '1\nProperties=species:S:1:pos:R:3 pbc="F F F"\nH 0 0 0\n'
     )
     with pytest.raises(ValueError, match="no energy and forces"):
-        md.load_dataset(tmp_path / "nolabel.extxyz")
+        pot.load_dataset(tmp_path / "nolabel.extxyz")
 
 
 def test_cache_reuse_and_refusal(tmp_path):
     lines = []
     kw = dict(seed=0, cache_dir=tmp_path, equilibrate_steps=10, stride=2, log=lines.append)
-    ds = md.load_or_generate("lj_cluster", 3, **kw)
-    path = md.cache_path("lj_cluster", 3, seed=0, cache_dir=tmp_path)
+    ds = pot.load_or_generate("lj_cluster", 3, **kw)
+    path = pot.cache_path("lj_cluster", 3, seed=0, cache_dir=tmp_path)
     assert path == tmp_path / "lj_cluster_lj_3_seed0.extxyz" and path.exists()
     stamp = path.stat().st_mtime_ns
-    again = md.load_or_generate("lj_cluster", 3, **kw)
+    again = pot.load_or_generate("lj_cluster", 3, **kw)
     assert path.stat().st_mtime_ns == stamp and "reusing" in lines[-1]
     np.testing.assert_array_equal(again.positions, ds.positions)
     with pytest.raises(FileExistsError, match="temperature_K: cached 30.0, requested 40.0"):
-        md.load_or_generate("lj_cluster", 3, **{**kw, "temperature_K": 40.0})
+        pot.load_or_generate("lj_cluster", 3, **{**kw, "temperature_K": 40.0})
     assert path.stat().st_mtime_ns == stamp
     # an explicit path holding another system is refused too
     with pytest.raises(FileExistsError, match="different settings"):
-        md.load_or_generate("copper", 3, path=path, repeat=1)
+        pot.load_or_generate("copper", 3, path=path, repeat=1)
     with pytest.raises(ValueError, match="unknown setting"):
-        md.load_or_generate("lj_cluster", 3, cache_dir=tmp_path, repeat=2)
+        pot.load_or_generate("lj_cluster", 3, cache_dir=tmp_path, repeat=2)
     with pytest.raises(ValueError, match="unknown system"):
-        md.load_or_generate("water", 3, cache_dir=tmp_path)
+        pot.load_or_generate("water", 3, cache_dir=tmp_path)
 
 
 def test_generator_argument_errors():
-    with pytest.raises(ValueError, match="n_configs must be > 0"):
-        md.generate_copper(0)
+    with pytest.raises(ValueError, match="n_configs must be finite and > 0"):
+        pot.generate_copper(0)
     with pytest.raises(ValueError, match="stride must be >= 1"):
-        md.generate_lj_clusters(2, stride=0)
+        pot.generate_lj_clusters(2, stride=0)
     with pytest.raises(ValueError, match="unknown molecule"):
-        md.generate_molecule("unobtainium", 2)
+        pot.generate_molecule("unobtainium", 2)
     with pytest.raises(ValueError, match="method"):
-        md.generate_molecule("ethanol", 2, method="PM7")
+        pot.generate_molecule("ethanol", 2, method="PM7")
 
 
 @pytest.mark.parametrize("name, formula", [("ethanol", "C2H6O"), ("malonaldehyde", "C3H4O2")])
@@ -255,7 +256,7 @@ def test_molecule_tblite(name, formula):
     pytest.importorskip("tblite")
     from tblite.ase import TBLite
 
-    ds = md.generate_molecule(name, 3, equilibrate_steps=20, stride=5, seed=0)
+    ds = pot.generate_molecule(name, 3, equilibrate_steps=20, stride=5, seed=0)
     assert len(ds) == 3 and ds.formula == formula and ds.cells is None
     assert ds.min_distances().min() > 0.7
     assert ds.info["method"] == "GFN2-xTB" and ds.info["versions"]["tblite"] != "unknown"
