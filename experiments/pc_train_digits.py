@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from experiments._pc_common import load_digits, report, split, train_rules
+from ._pc_common import load_digits, report, split, train_rules
 
 Rule = Literal["backprop", "pc", "pc_plain", "fa", "dfa"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from experiments._pc_common import load_mnist_5k, report, split, train_rules
+from ._pc_common import load_mnist_5k, report, split, train_rules
 
 Rule = Literal["backprop", "pc", "pc_plain", "fa", "dfa"]
 

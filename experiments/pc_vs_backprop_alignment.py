@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from diffsim import neuro
-from experiments._pc_common import load_digits
+
+from ._pc_common import load_digits
 
 
 @dataclasses.dataclass(frozen=True)

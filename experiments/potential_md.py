@@ -14,6 +14,7 @@ Units are ASE's: Angstrom, eV, amu; one time unit is 10.18 fs.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Literal
 
 import jax
@@ -34,7 +35,11 @@ KB = 8.617330337217213e-05  # ase.units.kB, eV/K
 @dataclasses.dataclass(frozen=True)
 class Config:
     model: str = dataclasses.field(
-        default="", metadata={"help": "a potential_train run directory or model.eqx"}
+        default="latest",
+        metadata={
+            "help": "a potential_train run directory or model.eqx; 'latest': the newest "
+            "runs/potential_train-* directory holding a model.eqx"
+        },
     )
     system: Literal["ethanol", "malonaldehyde", "copper", "lj_cluster"] = "ethanol"
     n_configs: int = dataclasses.field(default=1500, metadata={"min": 1})
@@ -73,12 +78,39 @@ def wasserstein1(a, b):
     return float(np.mean(np.abs(np.quantile(a, q) - np.quantile(b, q))))
 
 
+def model_path(cfg: Config) -> Path:
+    """The trained model the config names; `latest` is the newest potential_train run."""
+    if cfg.model == "latest":
+        runs = sorted(
+            Path("runs").glob("potential_train-*/model.eqx"), key=lambda p: p.stat().st_mtime
+        )
+        if not runs:
+            raise ValueError(
+                "key 'model' = 'latest': no runs/potential_train-*/model.eqx here; run "
+                "`diffsim run configs/potential_train.toml` first (the documented previous "
+                "step), or --set model=RUN_DIR"
+            )
+        return runs[-1].parent
+    path = Path(cfg.model)
+    if not path.exists():
+        raise ValueError(
+            f"key 'model': {path} does not exist; give a potential_train run directory "
+            "(from `diffsim run configs/potential_train.toml`) or a model.eqx"
+        )
+    return path
+
+
+def validate(cfg: Config) -> None:
+    """Called by the runner before the run directory is claimed."""
+    model_path(cfg)
+
+
 def run(cfg: Config, run) -> dict:
     import matplotlib.pyplot as plt
 
-    if not cfg.model:
-        raise ValueError('model: give a potential_train run directory (model = "runs/...")')
-    model = pot.load_model(cfg.model)
+    path = model_path(cfg)
+    run.log(f"model: {path}")
+    model = pot.load_model(path)
     dtype = jnp.float64 if cfg.float64 else jnp.float32
     model = pot.astype(model, dtype)
     data = (

@@ -47,6 +47,21 @@ def test_library_never_imports_the_application():
     assert not offenders
 
 
+def test_experiments_import_each_other_relatively():
+    """`experiments/` installs as `diffsim_experiments`: `import experiments...` would break."""
+    offenders = []
+    for path in (ROOT / "experiments").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                if (node.module or "").split(".")[0] == "experiments":
+                    offenders.append(path.name)
+            elif isinstance(node, ast.Import):
+                offenders += [
+                    path.name for a in node.names if a.name.split(".")[0] == "experiments"
+                ]
+    assert not offenders
+
+
 def test_every_experiment_module_is_registered_and_every_package_listed():
     modules = sorted(
         p.stem for p in (ROOT / "experiments").glob("*.py") if not p.name.startswith("_")
