@@ -162,6 +162,7 @@ def fit(
         return optax.apply_updates(d, updates), opt_state, new_st, loss, aux
 
     def evaluate(p, step):
+        assert eval_fn is not None  # called only when there is one
         k = jax.random.fold_in(jax.random.fold_in(key, step), 2**31 - 1)
         return {f"eval_{n}": float(v) for n, v in eval_fn(p, k).items()}
 

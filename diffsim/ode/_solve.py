@@ -42,6 +42,7 @@ class _Integrator(eqx.Module):
     def __call__(self, f, y0, ts, args, grad: AbstractGradient = _BPTT):
         if self.n is not None:
             return integrate_fixed(self.solver, f, y0, ts, args, self.n, grad)
+        assert isinstance(self.solver, AbstractAdaptiveRK)  # solve checked it
         ys, reached, _, _ = integrate_adaptive(
             self.solver,
             f,
