@@ -6,7 +6,9 @@ through it, with a selectable strategy (`BPTT`, `Checkpointed`, `DiscreteAdjoint
 """
 
 from ._checkpoint import (
+    CheckpointError as CheckpointError,
     load_checkpoint as load_checkpoint,
+    load_latest as load_latest,
     save_checkpoint as save_checkpoint,
 )
 from ._memory import MemoryUsage as MemoryUsage, memory_usage as memory_usage

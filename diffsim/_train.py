@@ -8,6 +8,7 @@ computation as an uninterrupted run (bitwise-equal final parameters).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -20,9 +21,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ._checkpoint import load_checkpoint, save_checkpoint
+from ._checkpoint import load_latest, previous_path, save_checkpoint
 
 CHECKPOINT = "checkpoint.eqx"
+logger = logging.getLogger("diffsim")
 METRICS = "metrics.jsonl"
 
 
@@ -74,9 +76,12 @@ def fit(
       steps and at the end.
     - `log_every`: record `step`, `loss` and aux every this many steps (and the last).
     - `checkpoint_every`: write `directory/checkpoint.eqx` atomically every this many
-      steps and at the end (0: only at the end, when `directory` is given).
+      steps and at the end (0: only at the end, when `directory` is given); the one it
+      replaces is kept as `checkpoint.prev.eqx`.
     - `directory`: where `metrics.jsonl` and the checkpoint go; `None` writes nothing.
-    - `resume`: continue from `directory/checkpoint.eqx` if it exists.
+    - `resume`: continue from `directory/checkpoint.eqx` if it exists; if it is corrupted
+      (checksum), from `checkpoint.prev.eqx`, with a one-line warning on the `"diffsim"`
+      logger.
     - `progress`: show a progress bar with the loss.
     - `stop_fn`: `stop_fn(record) -> bool` on each logged record; `True` stops early
       (early stopping); the stop is checkpointed like the end.
@@ -96,8 +101,10 @@ def fit(
 
     **Returns:** a `FitResult`.
 
-    **Raises:** `ValueError` for bad arguments; `FloatingPointError` if the loss becomes
-    NaN or infinite (the last good checkpoint is kept).
+    **Raises:** `ValueError` for bad arguments; `diffsim.CheckpointError` (one line) when
+    resuming from checkpoints that are both corrupted or that do not match `params`;
+    `FloatingPointError` if the loss becomes NaN or infinite (the last good checkpoint is
+    kept).
     """
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"fit: steps must be an int >= 0, got {steps!r}")
@@ -121,8 +128,13 @@ def fit(
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         ckpt = directory / CHECKPOINT
-        if resume and ckpt.exists():
-            (diff, opt_state, state), meta = load_checkpoint(ckpt, (diff, opt_state, state))
+        if resume:  # a write cut short by a crash leaves its temporary file: drop it
+            for stale in directory.glob(f".{CHECKPOINT}.*.tmp"):
+                stale.unlink(missing_ok=True)
+        if resume and (ckpt.exists() or previous_path(ckpt).exists()):
+            (diff, opt_state, state), meta, note = load_latest(ckpt, (diff, opt_state, state))
+            if note is not None:
+                logger.warning(f"fit: {note}")
             start = int(meta["step"])
             history = _truncate_metrics(directory / METRICS, start)
         elif resume:  # killed before its first checkpoint: start over, dropping its records
@@ -168,7 +180,7 @@ def fit(
 
     def checkpoint(d, s, st, step):
         if directory is not None:
-            save_checkpoint(directory / CHECKPOINT, (d, s, st), {"step": step})
+            save_checkpoint(directory / CHECKPOINT, (d, s, st), {"step": step}, keep_previous=True)
 
     bar = None
     if progress and steps > start:
@@ -230,7 +242,9 @@ def load_params(directory: str | os.PathLike, like: Any, optimizer=None, state=N
     if optimizer is None:
         raise ValueError("load_params: pass the optimizer used for training")
     opt_state = optax.with_extra_args_support(optimizer).init(diff)
-    (diff, _, _), _ = load_checkpoint(Path(directory) / CHECKPOINT, (diff, opt_state, state))
+    (diff, _, _), _, note = load_latest(Path(directory) / CHECKPOINT, (diff, opt_state, state))
+    if note is not None:
+        logger.warning(f"load_params: {note}")
     return eqx.combine(diff, static)
 
 

@@ -30,12 +30,17 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    from ._checkpoint import CheckpointError
     from .runner import ConfigError, RunError, claim_run, execute, plan_run, summary_table
 
     try:
         plan = plan_run(
             args.config, overrides=args.set or [], out=args.out, runs=args.runs, resume=args.resume
         )
+        if args.check:
+            where = plan.directory if plan.directory is not None else f"a new folder in {plan.runs}"
+            print(f"{plan.experiment.name}: config valid; would run in {where}")
+            return 0
         run = claim_run(plan, quiet=args.quiet)
     except (ConfigError, RunError) as e:
         return _error(str(e))
@@ -46,6 +51,9 @@ def _cmd_run(args) -> int:
             f"diffsim: interrupted; resume with `diffsim run --resume {run.dir}`", file=sys.stderr
         )
         return 130
+    except CheckpointError as e:  # a resume that cannot read its checkpoints: bad input
+        print(f"diffsim: cannot resume: {e}", file=sys.stderr)
+        return 2
     except Exception as e:
         from .runner import LOG_FILE, failure_reason
 
@@ -131,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument(
         "--quiet", action="store_true", help="print only errors and the run directory"
     )
+    p_run.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the config and the run directory, then stop (nothing is written)",
+    )
     p_run.set_defaults(func=_cmd_run)
     p_list = sub.add_parser("list", help="list the experiments")
     p_list.set_defaults(func=_cmd_list)
@@ -156,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside a run (a run's own interruption names its directory)
         print("diffsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `diffsim list | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ for VALID.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -48,7 +50,10 @@ def _check(name, x, w, stride, padding):
 
 
 def conv(
-    x: Float[Array, "n c_in *s"], w: Float[Array, "c_out c_in *k"], stride=1, padding="SAME"
+    x: Float[Array, "n c_in *s"],
+    w: Float[Array, "c_out c_in *k"],
+    stride: int | Sequence[int] = 1,
+    padding: str = "SAME",
 ) -> Float[Array, "n c_out *t"]:
     """Gives the (cross-correlation) convolution of `x` with kernel `w`.
 
@@ -80,8 +85,8 @@ def transposed_size(n_out: int, k: int, stride: int, padding: str) -> int:
 def conv_transpose(
     y: Float[Array, "n c_out *t"],
     w: Float[Array, "c_out c_in *k"],
-    stride=1,
-    padding="SAME",
+    stride: int | Sequence[int] = 1,
+    padding: str = "SAME",
     input_size: tuple[int, ...] | None = None,
 ) -> Float[Array, "n c_in *s"]:
     """Gives the transposed convolution of `y`: the VJP of `conv(., w, stride, padding)`.

@@ -190,7 +190,7 @@ def grad(f: Callable) -> Callable:
             )
         grads = tape.backward(out)
         gs = tuple(grads.get(id(n), np.zeros_like(n.value)) for n in nodes)
-        return gs if len(gs) > 1 else gs[0]
+        return gs[0] if len(gs) == 1 else gs
 
     return grad_f
 
@@ -204,6 +204,6 @@ def value_and_grad(f: Callable) -> Callable:
         out = f(*nodes)
         grads = tape.backward(out)
         gs = tuple(grads.get(id(n), np.zeros_like(n.value)) for n in nodes)
-        return out.value, gs if len(gs) > 1 else gs[0]
+        return out.value, gs[0] if len(gs) == 1 else gs
 
     return vg

@@ -28,15 +28,15 @@ from .._rollout import BPTT, AbstractGradient, rollout
 class HMMPosterior(NamedTuple):
     """What the HMM smoothers give."""
 
-    log_likelihood: Float[ArrayLike, ""]
+    log_likelihood: Float[Array, ""]
     """log p(y_{0:T-1}) (the log partition function of the chain)."""
-    filtered: Float[ArrayLike, "t k"]
+    filtered: Float[Array, "t k"]
     """p(z_t | y_{0:t}); zero rows past `length`."""
-    marginals: Float[ArrayLike, "t k"]
+    marginals: Float[Array, "t k"]
     """p(z_t | y_{0:T-1}); zero rows past `length`."""
-    pairwise: Float[ArrayLike, "t-1 k k"] | None = None
+    pairwise: Float[Array, "t-1 k k"] | None = None
     """p(z_t = i, z_{t+1} = j | y); `None` unless asked for."""
-    transition_counts: Float[ArrayLike, "k k"] | None = None
+    transition_counts: Float[Array, "k k"] | None = None
     """sum_t p(z_t = i, z_{t+1} = j | y) (what EM needs); `None` unless asked for."""
 
 

@@ -44,10 +44,10 @@ class GaussianHMM(eqx.Module):
     ```
     """
 
-    initial_logits: Float[ArrayLike, " k"]
-    transition_logits: Float[ArrayLike, "k k"]
-    means: Float[ArrayLike, "k d"]
-    log_scales: Float[ArrayLike, "k d"]
+    initial_logits: Float[Array, " k"] = eqx.field(converter=jnp.asarray)
+    transition_logits: Float[Array, "k k"] = eqx.field(converter=jnp.asarray)
+    means: Float[Array, "k d"] = eqx.field(converter=jnp.asarray)
+    log_scales: Float[Array, "k d"] = eqx.field(converter=jnp.asarray)
 
     def __check_init__(self):
         K = jnp.shape(self.initial_logits)[0]
@@ -135,6 +135,7 @@ def _hmm_em_step(model: GaussianHMM, ys, min_scale, learn_initial):
     )
     g = post.marginals
     counts = post.transition_counts
+    assert counts is not None  # asked for above
     with jax.numpy_dtype_promotion("standard"):
         initial_logits = jnp.log(g[0]) if learn_initial else model.initial_logits
         transition_logits = jnp.log(counts / jnp.sum(counts, axis=1, keepdims=True))
@@ -208,9 +209,9 @@ class LGSSMParams(eqx.Module):
     ```
     """
 
-    dynamics: Float[ArrayLike, "n n"]
-    dynamics_cov_raw: Float[ArrayLike, "n n"]
-    emission_cov_raw: Float[ArrayLike, "m m"]
+    dynamics: Float[Array, "n n"] = eqx.field(converter=jnp.asarray)
+    dynamics_cov_raw: Float[Array, "n n"] = eqx.field(converter=jnp.asarray)
+    emission_cov_raw: Float[Array, "m m"] = eqx.field(converter=jnp.asarray)
     fixed: LGSSM
 
     @staticmethod
@@ -250,6 +251,7 @@ class LGSSMParams(eqx.Module):
 def _lgssm_em_step(model: LGSSM, ys):
     post = rts_smoother(model, ys)
     ms, Ps, C = post.smoothed_means, post.smoothed_covs, post.smoothed_cross_covs
+    assert C is not None  # rts_smoother gives the cross-covariances by default
     T = ys.shape[0]
     Exx = Ps + ms[:, :, None] * ms[:, None, :]
     # E[x_{t+1} x_t^T] = Cov(x_{t+1}, x_t) + s_{t+1} s_t^T

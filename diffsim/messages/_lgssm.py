@@ -62,12 +62,12 @@ class LGSSM(eqx.Module):
     ```
     """
 
-    initial_mean: Float[ArrayLike, " n"]
-    initial_cov: Float[ArrayLike, "n n"]
-    dynamics: Float[ArrayLike, "n n"]
-    dynamics_cov: Float[ArrayLike, "n n"]
-    emission: Float[ArrayLike, "m n"]
-    emission_cov: Float[ArrayLike, "m m"]
+    initial_mean: Float[Array, " n"] = eqx.field(converter=jnp.asarray)
+    initial_cov: Float[Array, "n n"] = eqx.field(converter=jnp.asarray)
+    dynamics: Float[Array, "n n"] = eqx.field(converter=jnp.asarray)
+    dynamics_cov: Float[Array, "n n"] = eqx.field(converter=jnp.asarray)
+    emission: Float[Array, "m n"] = eqx.field(converter=jnp.asarray)
+    emission_cov: Float[Array, "m m"] = eqx.field(converter=jnp.asarray)
 
     def __check_init__(self):
         n = jnp.shape(self.initial_mean)[0] if jnp.ndim(self.initial_mean) == 1 else None
@@ -99,23 +99,23 @@ class LGSSM(eqx.Module):
 class KalmanFilterResult(NamedTuple):
     """What `kalman_filter` gives."""
 
-    log_likelihood: Float[ArrayLike, ""]
-    filtered_means: Float[ArrayLike, "t n"]
-    filtered_covs: Float[ArrayLike, "t n n"]
-    predicted_means: Float[ArrayLike, "t n"]
+    log_likelihood: Float[Array, ""]
+    filtered_means: Float[Array, "t n"]
+    filtered_covs: Float[Array, "t n n"]
+    predicted_means: Float[Array, "t n"]
     """E[x_t | y_{0:t-1}] (with u_t added)."""
-    predicted_covs: Float[ArrayLike, "t n n"]
+    predicted_covs: Float[Array, "t n n"]
 
 
 class LGSSMPosterior(NamedTuple):
     """What the smoothers give."""
 
-    log_likelihood: Float[ArrayLike, ""]
-    filtered_means: Float[ArrayLike, "t n"]
-    filtered_covs: Float[ArrayLike, "t n n"]
-    smoothed_means: Float[ArrayLike, "t n"]
-    smoothed_covs: Float[ArrayLike, "t n n"]
-    smoothed_cross_covs: Float[ArrayLike, "t-1 n n"] | None = None
+    log_likelihood: Float[Array, ""]
+    filtered_means: Float[Array, "t n"]
+    filtered_covs: Float[Array, "t n n"]
+    smoothed_means: Float[Array, "t n"]
+    smoothed_covs: Float[Array, "t n n"]
+    smoothed_cross_covs: Float[Array, "t-1 n n"] | None = None
     """Cov(x_t, x_{t+1} | y) (sequential smoother only)."""
 
 

@@ -211,7 +211,7 @@ class Langevin(AbstractIntegrator):
         for name in ("kT", "gamma"):
             check_positive(getattr(self, name), f"Langevin: {name}", allow_zero=True)
 
-    def step(self, state, x: PRNGKeyArray = None):
+    def step(self, state, x: PRNGKeyArray | None = None):
         if x is None:
             raise ValueError("Langevin.step needs a PRNG key as its input x")
         dtype = state.positions.dtype
@@ -296,6 +296,7 @@ def simulate(
         n = min(chunk, steps - done)
         xs = None
         if needs_key:
+            assert key is not None  # checked above
             key, sub = jax.random.split(key)
             xs = jax.random.split(sub, n)
         for attempt in range(max_reallocations + 1):

@@ -110,7 +110,11 @@ def to_atoms(
     if space is None or isinstance(space, FreeSpace):
         atoms = ase.Atoms(numbers=numbers, positions=positions, pbc=False)
     else:
-        cell = np.asarray(space.cell if isinstance(space, TriclinicBox) else np.diag(space.lengths))
+        if isinstance(space, TriclinicBox):
+            cell = np.asarray(space.cell)
+        else:
+            assert isinstance(space, PeriodicBox), type(space)
+            cell = np.diag(np.asarray(space.lengths))
         atoms = ase.Atoms(numbers=numbers, positions=positions, cell=cell, pbc=True)
     if velocities is not None:
         atoms.set_velocities(np.asarray(velocities, dtype=np.float64))
@@ -136,6 +140,7 @@ def read_trajectory(path, format: str | None = None) -> tuple[Array, Structure]:
     """
     ase = _ase()
     frames = ase.io.read(path, index=":", format=format)
+    assert isinstance(frames, list)  # index=":" gives every frame
     sizes = {len(a) for a in frames}
     if len(sizes) != 1:
         raise ValueError(f"read_trajectory: frames have different atom counts {sorted(sizes)}")

@@ -50,6 +50,13 @@ class AbstractSpace(eqx.Module):
     def periodic(self) -> bool:
         """Whether the space is periodic."""
 
+    def volume(self) -> Array:
+        """Gives the cell volume (area in 2-D); only periodic spaces have one.
+
+        **Raises:** `ValueError` for a space without a cell (free space).
+        """
+        raise ValueError(f"{type(self).__name__} has no volume (it is not periodic)")
+
     def distance(self, ra, rb):
         """Gives |ra - rb| under the space's metric (minimum image if periodic)."""
         d = self.displacement(ra, rb)

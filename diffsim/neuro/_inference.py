@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -19,7 +19,7 @@ class AbstractInference(eqx.Module):
     """How long inference runs: a strategy value given to `infer`."""
 
     @abc.abstractmethod
-    def run(self, step, state0):
+    def run(self, step, state0) -> tuple[Any, Array, Array, Array]:
         """Runs `step(state, None) -> (state, (energy, residual))`; gives
         `(state, energies, iterations, converged)`."""
 

@@ -163,7 +163,13 @@ def solve(
         n = steps_per_interval(ts if ts_np is None else ts_np, dt, n_steps)
     integrator = _Integrator(solver, n, rtol, atol, max_steps, dt0, controller, throw)
 
-    return grad.solve(integrator, f, y0, ts, args, solver=solver, adaptive=adaptive)
+    try:
+        return grad.solve(integrator, f, y0, ts, args, solver=solver, adaptive=adaptive)
+    except RuntimeError as e:  # equinox's runtime error puts our message after ~10 lines
+        ours = [line for line in str(e).splitlines() if "solve: max_steps=" in line]
+        if not ours:
+            raise
+        raise RuntimeError(ours[0][ours[0].index("solve: ") :]) from e
 
 
 def _check_ts(ts):

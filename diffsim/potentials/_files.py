@@ -89,7 +89,7 @@ def _write_npz(f, ds: Dataset) -> None:
     }
     if ds.cells is not None:
         arrays["cells"] = ds.cells
-    np.savez(f, **arrays)
+    np.savez(f, allow_pickle=False, **arrays)
 
 
 def _read_npz(path: Path) -> Dataset:
@@ -155,7 +155,9 @@ def _read_extxyz(path: Path) -> Dataset:
         frames = ase.io.read(path, index=":", format="extxyz")
     except Exception as e:  # ASE's parser raises many types for a malformed file
         raise _Malformed(f"malformed extxyz: {type(e).__name__}: {e}") from None
-    if not frames:
+    if not isinstance(frames, list):  # index=":" gives a list; anything else is malformed
+        frames = [frames]
+    if not frames or not all(isinstance(a, ase.Atoms) for a in frames):
         raise _Malformed("no frames")
     numbers = frames[0].numbers
     positions, energies, forces, cells = [], [], [], []
@@ -175,7 +177,7 @@ def _read_extxyz(path: Path) -> Dataset:
         energies.append(results["energy"])
         forces.append(results["forces"])
         if periodic:
-            cells.append(atoms.cell[:])
+            cells.append(np.asarray(atoms.cell))
     raw = frames[0].info.get(_INFO_KEY, {})
     if isinstance(raw, str):
         try:

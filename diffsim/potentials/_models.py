@@ -116,7 +116,7 @@ class AbstractEnergyModel(eqx.Module):
         space = FreeSpace() if space is None else space
         pairs = pair_indices(n, neighbors, cutoff=self.cutoff)
         edges = build_edges(positions, pairs, space, self.cutoff, self.n_rbf)
-        eps = self.atomic_energies(species, edges)
+        eps = self.atomic_energies(jnp.asarray(species), edges)
         e_ref = jax.lax.stop_gradient(self.e_ref).astype(positions.dtype)
         scale = jax.lax.stop_gradient(self.scale).astype(positions.dtype)
         return jnp.sum(scale * eps + e_ref[species])
@@ -369,7 +369,7 @@ def make_model(name: str, elements: Sequence[int], *, key: PRNGKeyArray, **hyper
         cls = MODELS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; allowed: {sorted(MODELS)}") from None
-    return cls(elements, key=key, **hyper)
+    return cls(elements, key=key, **hyper)  # pyright: ignore[reportCallIssue]
 
 
 def model_name(model: AbstractEnergyModel) -> str:

@@ -95,7 +95,9 @@ def generate_lj_clusters(
     calc = LennardJones(sigma=sigma, epsilon=epsilon, rc=3 * sigma, ro=2 * sigma, smooth=True)
     counter = _count_calls(calc)
     atoms.calc = calc
-    FIRE(atoms, logfile=None).run(fmax=1e-4, steps=2000)
+    FIRE(atoms, logfile=None).run(  # pyright: ignore[reportArgumentType]
+        fmax=1e-4, steps=2000
+    )
     frames = _langevin_frames(
         atoms,
         n_configs,

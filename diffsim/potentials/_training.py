@@ -267,11 +267,14 @@ def train_potential(
 
     @eqx.filter_jit
     def val_loss(m):
+        vd = val_data
+        assert vd is not None  # only called with a validation set
+
         def body(carry, idx):
-            loss, _ = force_matching_loss(m, species, _take(val_data, idx), w_energy, w_forces)
+            loss, _ = force_matching_loss(m, species, _take(vd, idx), w_energy, w_forces)
             return carry, loss
 
-        n_val = val_data.energies.shape[0]
+        n_val = vd.energies.shape[0]
         chunk = min(batch_size * 4, n_val)
         blocks = n_val // chunk
         idx = jnp.arange(blocks * chunk).reshape(blocks, chunk)
@@ -282,7 +285,7 @@ def train_potential(
             total = (
                 total
                 + rest.size
-                * force_matching_loss(m, species, _take(val_data, rest), w_energy, w_forces)[0]
+                * force_matching_loss(m, species, _take(vd, rest), w_energy, w_forces)[0]
             )
         return total / n_val
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import logging
 import math
 import os
 import socket
@@ -212,6 +213,9 @@ def execute(plan: RunPlan, run: Run) -> dict:
     exception propagates.
     """
     exp, cfg = plan.experiment, plan.config
+    # The library's one-line notes (e.g. a checkpoint fallback) go to the run's log.
+    handler = _RunLogHandler(run)
+    logging.getLogger("diffsim").addHandler(handler)
     try:
         if not plan.resume:
             (run.dir / CONFIG_FILE).write_text(
@@ -247,7 +251,17 @@ def execute(plan: RunPlan, run: Run) -> dict:
             f.write("".join(traceback.format_exception(e)))
         raise
     finally:
+        logging.getLogger("diffsim").removeHandler(handler)
         _unlock(run.dir)
+
+
+class _RunLogHandler(logging.Handler):
+    def __init__(self, run: Run):
+        super().__init__(logging.INFO)
+        self.run = run
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.run.log(record.getMessage())
 
 
 def run_experiment(

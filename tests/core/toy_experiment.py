@@ -25,10 +25,23 @@ class Config:
     delay: float = dataclasses.field(default=0.0, metadata={"min": 0})
     checkpoint_every: int = 10
     fail_at: int = dataclasses.field(default=0, metadata={"min": 0})
+    # Seconds each checkpoint write pauses after writing its temporary file and before the
+    # rename (a window for the crash test to kill the process mid-write).
+    write_delay: float = dataclasses.field(default=0.0, metadata={"min": 0})
     optim: Optim = Optim()
 
 
 def run(cfg: Config, run):
+    if cfg.write_delay:
+        import os
+
+        fsync = os.fsync
+
+        def slow_fsync(fd):
+            fsync(fd)
+            time.sleep(cfg.write_delay)
+
+        os.fsync = slow_fsync  # this process only: the run is a subprocess of the test
     key = jax.random.key(cfg.seed)
     model = eqx.nn.MLP(1, 1, cfg.width, 2, key=jax.random.fold_in(key, 1))
 
