@@ -3,7 +3,9 @@ packages, the rules by name, and training every rule with `diffsim.fit`."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +16,47 @@ import diffsim
 from diffsim import neuro
 
 RULE_NAMES = ("backprop", "pc", "pc_plain", "fa", "dfa")
+Rule = Literal["backprop", "pc", "pc_plain", "fa", "dfa"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """The fields every image-classification comparison of the rules shares; each
+    experiment's `Config` subclasses it and sets its own `hidden` and `test_size`."""
+
+    seed: int = 0
+    float64: bool = False
+    hidden: list[int] = dataclasses.field(default_factory=lambda: [64, 64])
+    rules: list[Rule] = dataclasses.field(
+        default_factory=lambda: ["backprop", "pc", "pc_plain", "fa", "dfa"]
+    )
+    steps: int = dataclasses.field(default=3000, metadata={"min": 1})
+    batch: int = dataclasses.field(default=64, metadata={"min": 1, "max": 1000})
+    lr: float = dataclasses.field(default=1e-3, metadata={"min_exclusive": 0})
+    inference_rate: float = dataclasses.field(default=0.1, metadata={"min_exclusive": 0})
+    inference_iterations: int = dataclasses.field(default=20, metadata={"min": 0})
+    pc_output_precision: float = dataclasses.field(
+        default=0.1,
+        metadata={"min_exclusive": 0, "help": "weight pi of the output error, rule 'pc'"},
+    )
+    eval_every: int = dataclasses.field(default=100, metadata={"min": 1})
+    test_size: int = dataclasses.field(default=497, metadata={"min": 10, "max": 1000})
+
+    def __post_init__(self):
+        if not self.rules:
+            raise ValueError("key 'rules' must name at least one rule")
+
+
+def train_and_report(cfg: TrainingConfig, run, x, labels, what: str, title: str) -> dict:
+    """Splits the images, trains every rule, plots and gives the metrics."""
+    train, test = split(x, labels, cfg.test_size, cfg.seed)
+    run.log(f"{what}: {len(train[1])} train, {len(test[1])} test images")
+    results = train_rules(cfg, run, train, test)
+    metrics = report(cfg, run, results, title)
+    metrics.update(n_train=len(train[1]), n_test=len(test[1]))
+    return metrics
+
+
 LABELS = {
     "backprop": "backprop",
     "pc": "predictive coding (output precision pi < 1)",

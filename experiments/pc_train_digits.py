@@ -13,43 +13,16 @@ accuracy of each rule on a held-out stratified split.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
 
-from ._pc_common import load_digits, report, split, train_rules
-
-Rule = Literal["backprop", "pc", "pc_plain", "fa", "dfa"]
+from ._pc_common import TrainingConfig, load_digits, train_and_report
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    seed: int = 0
-    float64: bool = False
+class Config(TrainingConfig):
     hidden: list[int] = dataclasses.field(default_factory=lambda: [64, 64])
-    rules: list[Rule] = dataclasses.field(
-        default_factory=lambda: ["backprop", "pc", "pc_plain", "fa", "dfa"]
-    )
-    steps: int = dataclasses.field(default=3000, metadata={"min": 1})
-    batch: int = dataclasses.field(default=64, metadata={"min": 1, "max": 1000})
-    lr: float = dataclasses.field(default=1e-3, metadata={"min_exclusive": 0})
-    inference_rate: float = dataclasses.field(default=0.1, metadata={"min_exclusive": 0})
-    inference_iterations: int = dataclasses.field(default=20, metadata={"min": 0})
-    pc_output_precision: float = dataclasses.field(
-        default=0.1,
-        metadata={"min_exclusive": 0, "help": "weight pi of the output error, rule 'pc'"},
-    )
-    eval_every: int = dataclasses.field(default=100, metadata={"min": 1})
     test_size: int = dataclasses.field(default=497, metadata={"min": 10, "max": 1000})
-
-    def __post_init__(self):
-        if not self.rules:
-            raise ValueError("key 'rules' must name at least one rule")
 
 
 def run(cfg: Config, run) -> dict:
     x, labels = load_digits()
-    train, test = split(x, labels, cfg.test_size, cfg.seed)
-    run.log(f"digits: {len(train[1])} train, {len(test[1])} test images (8x8)")
-    results = train_rules(cfg, run, train, test)
-    metrics = report(cfg, run, results, "8x8 digits (scikit-learn)")
-    metrics.update(n_train=len(train[1]), n_test=len(test[1]))
-    return metrics
+    return train_and_report(cfg, run, x, labels, "digits (8x8)", "8x8 digits (scikit-learn)")
