@@ -3,7 +3,9 @@
 Same problem, solver (classical RK4, fixed steps) and number of steps for every entry;
 float64 on CPU. Times are medians of repeated calls of compiled functions (compile
 time reported separately); memory is XLA's planned working memory (`temp`) from the
-compiled memory analysis (`diffsim.memory_usage`).
+compiled memory analysis (`diffsim.memory_usage`). Every entry's output must agree with
+the floor's (solutions, and gradients with BPTT through the floor scan) before it is
+timed: to round-off for the exact modes, within 1e-2 for the continuous adjoints.
 
     .venv/bin/python benchmarks/bench_ode.py [--quick]
 
@@ -30,7 +32,7 @@ import diffrax  # noqa: E402
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from _timing import interleaved  # noqa: E402
+from _timing import interleaved, machine_load  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import diffsim  # noqa: E402
@@ -102,11 +104,18 @@ def set_reference(fn, *args):
     jax.block_until_ready(_REF["call"][0](*args))
 
 
-def measure(fn, *args, repeats):
+def _max_rel_err(out, expect):
+    a, b = ravel_pytree(out)[0], ravel_pytree(expect)[0]
+    return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+
+
+def measure(fn, *args, repeats, expect=None, rtol=1e-10):
     """(median s, compile s, working bytes, output, reference median s) of jit(fn)(*args).
 
-    The reference is timed in alternation with `fn`, so that ratios hold on a machine
-    whose load changes (other processes share the cores).
+    With `expect`, the output must agree with it (max abs error relative to max |expect|
+    below `rtol`) before anything is timed. The reference is timed in alternation with
+    `fn`, so that ratios hold on a machine whose load changes (other processes share the
+    cores).
     """
     t0 = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
@@ -116,6 +125,9 @@ def measure(fn, *args, repeats):
     # Timed through jax.jit's C++ dispatch path (as a user calls it), not `compiled`.
     compiled = jax.jit(fn)
     out = jax.block_until_ready(compiled(*args))
+    if expect is not None:
+        err = _max_rel_err(out, expect)
+        assert err < rtol, f"{getattr(fn, '__name__', fn)}: relative error {err:.1e} >= {rtol}"
     t0 = time.perf_counter()
     out = jax.block_until_ready(compiled(*args))
     first = time.perf_counter() - t0
@@ -126,6 +138,19 @@ def measure(fn, *args, repeats):
 
 
 ROWS = []
+
+# Agreement with the floor's BPTT gradient required before timing: the exact modes to
+# round-off; the continuous adjoints (an adjoint ODE solved backwards with its own RK4
+# steps: optimise-then-discretise) to their discretisation error.
+GRAD_RTOL = {
+    "BPTT": 1e-8,
+    "Checkpointed()": 1e-8,
+    "Checkpointed(levels=3)": 1e-8,
+    "DiscreteAdjoint": 1e-8,
+    "RecursiveCheckpoint": 1e-8,
+    "ContinuousAdjoint": 1e-2,
+    "BacksolveAdjoint": 1e-2,
+}
 
 
 def row(case, library, mode, result, ref_label, note=""):
@@ -161,10 +186,23 @@ def lorenz_forward(n, repeats, batch):
     set_reference(floor_fn, y0, ARGS)
     floor = measure(floor_fn, y0, ARGS, repeats=repeats)
     row(case, "floor", "lax.scan", floor, "floor")
-    ours = measure(wrap(lambda y, a: diffsim_solve(lorenz, y, a, dt, n)), y0, ARGS, repeats=repeats)
+    # The same RK4 steps: equal to the floor to round-off (chaotic, so grown over n steps).
+    ours = measure(
+        wrap(lambda y, a: diffsim_solve(lorenz, y, a, dt, n)),
+        y0,
+        ARGS,
+        repeats=repeats,
+        expect=floor[3],
+        rtol=1e-8,
+    )
     row(case, "diffsim", "solve", ours, "floor")
     theirs = measure(
-        wrap(lambda y, a: diffrax_solve(lorenz, y, a, dt, n)), y0, ARGS, repeats=repeats
+        wrap(lambda y, a: diffrax_solve(lorenz, y, a, dt, n)),
+        y0,
+        ARGS,
+        repeats=repeats,
+        expect=floor[3],
+        rtol=1e-8,
     )
     row(case, "diffrax", "diffeqsolve", theirs, "floor")
     print(
@@ -200,14 +238,14 @@ def lorenz_gradients(n, repeats):
         "ContinuousAdjoint": ContinuousAdjoint(),
     }.items():
         fn = grad_of(lambda a, m=mode: diffsim_solve(lorenz, Y0, a, dt, n, grad=m))
-        r = measure(fn, ARGS, repeats=repeats)
+        r = measure(fn, ARGS, repeats=repeats, expect=exact, rtol=GRAD_RTOL[label])
         row(case, "diffsim", label, r, "floor fwd", note(r))
     for label, adj in {
         "RecursiveCheckpoint": diffrax.RecursiveCheckpointAdjoint(),
         "BacksolveAdjoint": diffrax.BacksolveAdjoint(),
     }.items():
         fn = grad_of(lambda a, j=adj: diffrax_solve(lorenz, Y0, a, dt, n, adjoint=j))
-        r = measure(fn, ARGS, repeats=repeats)
+        r = measure(fn, ARGS, repeats=repeats, expect=exact, rtol=GRAD_RTOL[label])
         row(case, "diffrax", label, r, "floor fwd", note(r))
 
 
@@ -245,18 +283,19 @@ def neural_ode(repeats, batch=256, n=100):
         measure(loss_from(floor_solve), params, repeats=repeats),
         "floor fwd",
     )
+    floor_loss = jax.jit(loss_from(floor_solve))(params)
     row(
         case,
         "diffsim",
         "forward",
-        measure(loss_from(ours(None)), params, repeats=repeats),
+        measure(loss_from(ours(None)), params, repeats=repeats, expect=floor_loss, rtol=1e-12),
         "floor fwd",
     )
     row(
         case,
         "diffrax",
         "forward",
-        measure(loss_from(theirs(None)), params, repeats=repeats),
+        measure(loss_from(theirs(None)), params, repeats=repeats, expect=floor_loss, rtol=1e-12),
         "floor fwd",
     )
     exact = measure(jax.grad(loss_from(floor_solve)), params, repeats=repeats)
@@ -274,13 +313,25 @@ def neural_ode(repeats, batch=256, n=100):
         "DiscreteAdjoint": diffsim.DiscreteAdjoint(),
         "ContinuousAdjoint": ContinuousAdjoint(),
     }.items():
-        r = measure(jax.grad(loss_from(ours(mode))), params, repeats=repeats)
+        r = measure(
+            jax.grad(loss_from(ours(mode))),
+            params,
+            repeats=repeats,
+            expect=exact[3],
+            rtol=GRAD_RTOL[label],
+        )
         row(case, "diffsim", label, r, "floor fwd", note(r))
     for label, adj in {
         "RecursiveCheckpoint": diffrax.RecursiveCheckpointAdjoint(),
         "BacksolveAdjoint": diffrax.BacksolveAdjoint(),
     }.items():
-        r = measure(jax.grad(loss_from(theirs(adj))), params, repeats=repeats)
+        r = measure(
+            jax.grad(loss_from(theirs(adj))),
+            params,
+            repeats=repeats,
+            expect=exact[3],
+            rtol=GRAD_RTOL[label],
+        )
         row(case, "diffrax", label, r, "floor fwd", note(r))
 
 
@@ -292,7 +343,7 @@ def main():
     repeats = 3 if opts.quick else 15
     print(
         f"diffsim.ode benchmark, float64, backend {jax.default_backend()}, "
-        f"{jax.device_count()} device(s); quick={opts.quick}"
+        f"{jax.device_count()} device(s); quick={opts.quick}; {machine_load()}"
     )
     if opts.only in (None, "forward"):
         lorenz_forward(1000 if opts.quick else 10000, repeats, batch=None)
@@ -305,6 +356,7 @@ def main():
             lorenz_gradients(10000, repeats)
     if opts.only in (None, "neural"):
         neural_ode(repeats, batch=32 if opts.quick else 256, n=100)
+    print(f"\n{machine_load()}")
 
 
 if __name__ == "__main__":

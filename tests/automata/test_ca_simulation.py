@@ -1,5 +1,6 @@
 """Elementary and life-like simulation against known facts, and bit-packing against RollSum."""
 
+import logging
 import math
 
 import jax
@@ -177,10 +178,23 @@ def test_pack_unpack_roundtrip(getkey):
     np.testing.assert_array_equal(np.asarray(unpack_bits(words)), np.asarray(grid))
 
 
-def test_run_life_final_only_and_compiles_once(getkey):
+def test_run_life_final_only_and_compiles_once(getkey, caplog):
     grid = jax.random.bernoulli(getkey(), 0.5, (32, 32)).astype(jnp.int32)
     frames = run_life(LIFE, grid, 7)
-    final = run_life(LIFE, grid, 7, frames=False, method=BitPacked())
+
+    def compilations():
+        return sum("Compiling jit(_run_life)" in rec.getMessage() for rec in caplog.records)
+
+    with caplog.at_level(logging.WARNING), jax.log_compiles():
+        final = run_life(LIFE, grid, 7, frames=False, method=BitPacked())
+        assert compilations() == 1  # a new method and output: one compilation
+        # New grids of the same shape and dtype, and an equal rule and method: no more.
+        for _ in range(3):
+            other = jax.random.bernoulli(getkey(), 0.5, (32, 32)).astype(jnp.int32)
+            run_life(LIFE, other, 7, frames=False, method=BitPacked())
+        assert compilations() == 1
+        run_life(LIFE, grid, 8, frames=False, method=BitPacked())  # steps is static
+        assert compilations() == 2
     np.testing.assert_array_equal(np.asarray(frames[-1]), np.asarray(final))
     assert final.dtype == grid.dtype
 

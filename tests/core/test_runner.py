@@ -310,6 +310,20 @@ def test_fit_threads_state_and_resumes_it(tmp_path):
     )
     np.testing.assert_array_equal(resumed.params, full.params)
     np.testing.assert_array_equal(resumed.state, full.state)
-    # no gradient flows into the state: the update of p only sees d loss / d p
-    grads = jax.grad(lambda p: loss_fn(p, None, None, jnp.zeros((3, 2)))[0])(jnp.ones(2))
-    np.testing.assert_allclose(grads, 2 * jnp.ones(2))
+    # Through fit itself: plain SGD, two steps worked by hand. The parameters move by
+    # -lr * d loss / d p only (no gradient flows into the state), and the state takes the
+    # loss's own update, computed with the parameters before each step.
+    sgd = diffsim.fit(
+        loss_fn,
+        jnp.ones(2),
+        optax.sgd(0.1),
+        state=jnp.zeros((3, 2)),
+        steps=2,
+        key=jax.random.key(0),
+        progress=False,
+    )
+    p, pool = 1.0, 0.0
+    for _ in range(2):
+        p, pool = p - 0.1 * 2 * (p - pool), pool + 0.5 * (p - pool)
+    np.testing.assert_allclose(sgd.params, jnp.full(2, p), rtol=1e-12)  # 0.74
+    np.testing.assert_allclose(sgd.state, jnp.full((3, 2), pool), rtol=1e-12)  # 0.65

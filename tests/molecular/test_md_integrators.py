@@ -59,7 +59,7 @@ def test_nve_energy_conservation_short(dtype):
 def test_nve_energy_drift_lj_fluid_500():
     # The claim: N = 500, density 0.8, T* = 1.0 (Langevin-equilibrated first),
     # dt = 0.005, 10,000 steps after 100 settling, smooth cutoff, neighbour lists;
-    # relative drift < 1e-4 in float32 and float64. Shifted-cutoff figures printed beside.
+    # relative drift < 1e-4 in float32 and float64; the shifted cutoff, bounded beside.
     results = {}
     for dtype in (jnp.float32, jnp.float64):
         for name, cut in [("switched", md.Switched(2.0, 2.5)), ("shifted", md.Shifted(2.5))]:
@@ -74,9 +74,14 @@ def test_nve_energy_drift_lj_fluid_500():
     # "Better in float64" is not resolvable with this measure: at dt = 0.005 both drifts
     # (measured 1.9e-6 f32, 4.1e-6 f64) sit at the noise floor the O(dt^2) oscillation
     # leaves on the two window means (~1e-5), far above round-off; both are bounded.
-    assert results[("float32", "switched")][0] < 1e-4
-    assert results[("float32", "switched")][1] < 1e-3
-    assert results[("float64", "switched")][0] < 1e-4
+    # Measured (drift / spread): switched f32 4.2e-6 / 1.4e-4, f64 4.4e-6 / 1.5e-4;
+    # shifted f32 3.2e-5 / 1.5e-4, f64 1.8e-5 / 1.8e-4. The shifted cutoff's force jumps at
+    # rc, so its drift is larger; bounded at 2e-4 (6x the larger measurement).
+    for dtype in ("float32", "float64"):
+        assert results[(dtype, "switched")][0] < 1e-4, results
+        assert results[(dtype, "shifted")][0] < 2e-4, results
+        for cut in ("switched", "shifted"):
+            assert results[(dtype, cut)][1] < 1e-3, results
 
 
 def test_nve_inverse_is_exact():

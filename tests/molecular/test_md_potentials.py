@@ -116,7 +116,8 @@ def test_lj_matches_ase_triclinic():
 
 @pytest.mark.slow  # importing jax_md alone takes ~8 s of CPU
 def test_lj_matches_jax_md():
-    jmd = pytest.importorskip("jax_md")
+    import jax_md as jmd  # here, not at the top: importing it takes seconds
+
     # Ar cluster in free space (JAX MD's cutoffs are in units of sigma).
     r = ar_cluster(20)
     disp, _ = jmd.space.free()
@@ -166,6 +167,62 @@ def test_forces_finite_differences(make):
         e_plus = energy(r.at[a, k].add(h))
         e_minus = energy(r.at[a, k].add(-h))
         np.testing.assert_allclose(-(e_plus - e_minus) / (2 * h), f[a, k], rtol=1e-6, atol=1e-7)
+
+
+def _numpy_pair_loop(r, L, u_du, cutoff=None):
+    """Energy and forces by a plain double loop over pairs in numpy (minimum image in a
+    cubic box of side L); `u_du(r) -> (u, du/dr)`; `cutoff = (onset, rc)` applies the
+    HOOMD-blue switching function."""
+    r = np.asarray(r, np.float64)
+    n = len(r)
+    energy, forces = 0.0, np.zeros_like(r)
+    for i in range(n):
+        for j in range(i + 1, n):
+            d = r[i] - r[j]
+            d -= L * np.round(d / L)
+            x = float(np.sqrt(d @ d))
+            u, du = u_du(x)
+            if cutoff is not None:
+                ro, rc = cutoff
+                if x >= rc:
+                    continue
+                if x > ro:
+                    den = (rc**2 - ro**2) ** 3
+                    s = (rc**2 - x**2) ** 2 * (rc**2 + 2 * x**2 - 3 * ro**2) / den
+                    ds = 12 * x * (rc**2 - x**2) * (ro**2 - x**2) / den
+                    u, du = u * s, du * s + u * ds
+            energy += u
+            forces[i] -= du * d / x
+            forces[j] += du * d / x
+    return energy, forces
+
+
+def test_morse_and_soft_sphere_match_a_numpy_pair_loop():
+    """Energies and forces of `morse` (switched) and `soft_sphere` against a plain loop."""
+    r, box = fluid(108, noise=0.15)
+    L = float(box.lengths[0])
+    sg, ep, al = 1.1, 1.0, 3.0
+
+    def morse(x):
+        e = np.exp(-al * (x - sg))
+        return ep * (1 - e) ** 2 - ep, 2 * ep * al * (1 - e) * e
+
+    e_ref, f_ref = _numpy_pair_loop(r, L, morse, cutoff=(1.5, 2.0))  # morse's default cutoff
+    e, g = vg(md.morse(box, sigma=sg, epsilon=ep, alpha=al), r)
+    np.testing.assert_allclose(e, e_ref, rtol=1e-12)
+    np.testing.assert_allclose(-g, f_ref, rtol=1e-10, atol=1e-12 * np.abs(f_ref).max())
+    sg, ep, al = 1.2, 2.0, 2.5
+
+    def soft(x):
+        if x >= sg:
+            return 0.0, 0.0
+        return ep / al * (1 - x / sg) ** al, -ep / sg * (1 - x / sg) ** (al - 1)
+
+    e_ref, f_ref = _numpy_pair_loop(r, L, soft)
+    assert e_ref > 0 and np.abs(f_ref).max() > 0.1  # overlapping spheres at this density
+    e, g = vg(md.soft_sphere(box, sigma=sg, epsilon=ep, alpha=al), r)
+    np.testing.assert_allclose(e, e_ref, rtol=1e-12)
+    np.testing.assert_allclose(-g, f_ref, rtol=1e-10, atol=1e-12 * np.abs(f_ref).max())
 
 
 def test_bonded_finite_differences_and_values():

@@ -89,8 +89,10 @@ def test_steps_exhausted():
 
 
 def test_single_time():
-    ys = solve(decay, jnp.ones(2), np.array([0.5]), 1.0, dt=0.1)
+    y0 = jnp.array([1.0, -2.0])
+    ys = solve(decay, y0, np.array([0.5]), 1.0, dt=0.1)
     assert ys.shape == (1, 2)
+    np.testing.assert_array_equal(ys[0], y0)  # the one saved time is t0: y(t0) = y0
 
 
 @pytest.mark.parametrize(

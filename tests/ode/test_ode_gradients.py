@@ -178,11 +178,16 @@ def test_adaptive_gradients(extra):
         # Every mode is within the tolerance of the true derivative...
         assert abs(float(g_k) - gk_true) < 1e-7 * abs(gk_true)
         np.testing.assert_allclose(g_y0["a"], ga_true["a"], rtol=1e-7)
-    # ...and the exact modes equal BPTT to round-off.
+        np.testing.assert_allclose(g_y0["b"], ga_true["b"], rtol=1e-7)
+    # ...and the exact modes equal BPTT to round-off, in every entry of the gradient.
     for m in ["DiscreteAdjoint", "Checkpointed"]:
         if m not in results:
             continue
-        np.testing.assert_allclose(results[m][1], results["BPTT"][1], rtol=1e-10)
+        (g_y0, g_k), (ref_y0, ref_k) = results[m], results["BPTT"]
+        np.testing.assert_allclose(g_k, ref_k, rtol=1e-10)
+        assert sorted(g_y0) == sorted(ref_y0) == ["a", "b"]
+        for leaf in ("a", "b"):
+            np.testing.assert_allclose(g_y0[leaf], ref_y0[leaf], rtol=1e-10, err_msg=leaf)
 
 
 @pytest.mark.parametrize(

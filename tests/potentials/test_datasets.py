@@ -3,13 +3,12 @@
 import dataclasses
 import json
 
+import ase  # noqa: F401  (the generators need it: a broken install fails here, loudly)
 import numpy as np
 import pytest
 
 import diffsim.molecular as md
 import diffsim.potentials as pot
-
-pytest.importorskip("ase")
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +252,6 @@ def test_generator_argument_errors():
 
 @pytest.mark.parametrize("name, formula", [("ethanol", "C2H6O"), ("malonaldehyde", "C3H4O2")])
 def test_molecule_tblite(name, formula):
-    pytest.importorskip("tblite")
     from tblite.ase import TBLite
 
     ds = pot.generate_molecule(name, 3, equilibrate_steps=20, stride=5, seed=0)

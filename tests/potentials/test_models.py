@@ -57,12 +57,15 @@ def energy_forces(model, r, s, space=None, neighbors=None):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @settings(
-    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=5,
+    deadline=None,
+    derandomize=True,  # the same examples on every run: a failure is reproducible
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(seed=st.integers(0, 10_000), reflect=st.booleans(), shift=st.floats(-20, 20))
-def test_e3_and_permutation_symmetry(name, dtype, tol, seed, reflect, shift):
+def test_e3_and_permutation_symmetry(name, dtype, seed, reflect, shift):
     model = tiny(name, jnp.float64 if dtype == np.float64 else jnp.float32)
     r, s = molecule(seed, dtype=dtype)
     Q = orthogonal(seed + 1, reflect)
@@ -70,6 +73,11 @@ def test_e3_and_permutation_symmetry(name, dtype, tol, seed, reflect, shift):
     e, f = energy_forces(model, r, s)
     r2 = (r @ Q.T + np.asarray([shift, -0.5 * shift, 1.0]))[perm].astype(dtype)
     e2, f2 = energy_forces(model, r2, s[perm])
+    # Rounding the moved coordinates costs |r| eps in each distance: in float32 that, not
+    # the model, sets the error, so the tolerance scales with the largest |r| (up to ~25 A
+    # at the largest shifts). float64: a fixed 1e-10.
+    extent = max(3.0, float(np.abs(r2).max()), float(np.abs(r).max()))
+    tol = 1e-10 if dtype == np.float64 else 32 * float(np.finfo(np.float32).eps) * extent
     assert abs(e2 - e) <= tol * max(1.0, abs(e))
     fmax = np.max(np.abs(f))
     np.testing.assert_allclose(f2, (f @ Q.T)[perm], atol=tol * max(1.0, fmax))

@@ -2,19 +2,19 @@
 
 import json
 
+import ase
+import ase.units
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 
 import diffsim
 import diffsim._train
 import diffsim.potentials as pot
 from diffsim.cli import main
-
-ase = pytest.importorskip("ase")
-from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress  # noqa: E402
 
 # Compiled once per shape (eager op-by-op evaluation of a model is slower to start).
 energy_and_forces = eqx.filter_jit(pot.energy_and_forces)

@@ -1,4 +1,9 @@
-"""An e3nn-jax NequIP-style energy model: the reference for `bench_potential.py`.
+"""A NequIP-style energy model written here with e3nn-jax: `bench_potential.py`'s reference.
+
+It is not NequIP (the `nequip` package, PyTorch): it is our own equinox model after
+NequIP's interaction, built from e3nn-jax's irreps, tensor products and gate, and it
+shares diffsim's edge and radial-basis code. Its own tests (E(3) equivariance, forces
+against finite differences) are in `tests/potentials/test_nequip_style_e3nn.py`.
 
 Interaction layers after NequIP (Batzner et al. 2022) as written in Mario Geiger's
 nequip-jax (`_impl`), in equinox with `e3nn.equinox.Linear`:
@@ -139,8 +144,8 @@ class NequIPLayer(eqx.Module):
         return e3nn.gate(out, even_act=jax.nn.silu, odd_act=jax.nn.tanh, even_gate_act=jax.nn.silu)
 
 
-class E3nnNequIP(AbstractEnergyModel):
-    """NequIP-style e3nn-jax model: `layers` interactions with `hidden` irreps.
+class NequIPStyleE3nn(AbstractEnergyModel):
+    """NequIP-style model in e3nn-jax (ours): `layers` interactions with `hidden` irreps.
 
     **Arguments:** `elements` (atomic numbers), `cutoff` (Angstrom), `hidden` (irreps
     of the node features, e.g. `"32x0e + 32x1o + 32x2e"`), `layers`, `lmax` (highest
