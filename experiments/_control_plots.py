@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
+import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.animation import FuncAnimation, PillowWriter
@@ -20,7 +21,7 @@ def draw_cartpole(ax, system, x, alpha=1.0, color="C0"):
 
 
 def draw_two_link(ax, system, x, alpha=1.0, color="C0"):
-    elbow, tip = (np.asarray(a) for a in system.positions(x))
+    elbow, tip = (np.asarray(a) for a in system.positions(jnp.asarray(x)))
     ax.plot(
         [0, elbow[0], tip[0]], [0, elbow[1], tip[1]], "-o", color=color, alpha=alpha, lw=3, ms=4
     )

@@ -48,7 +48,9 @@ class MultipleShootingVars(eqx.Module):
     """Multiple-shooting variables: controls, and the states opening segments 2..S."""
 
     us: Float[Array, "T m"]
-    knots: Float[Array, "S-1 n"]
+    # "knots" (S - 1 of them) is a named axis: jaxtyping cannot check a symbolic "S-1"
+    # whose S no argument binds.
+    knots: Float[Array, "knots n"]
 
 
 def multiple_shooting_init(model, x0, us, segments: int) -> MultipleShootingVars:

@@ -133,7 +133,7 @@ def test_full_gradient_accumulation(tmp_path):
     exp, cfg = full("gradient_accumulation")
     m, _ = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
     assert m["max_abs_diff_init"] == 0.0 and m["max_abs_diff_trained"] == 0.0
-    assert m["tape_vs_jax_rel"] <= 1e-12
+    assert m["tape_vs_jax_rel"] <= 1e-13  # README's recorded measurement: 2.3e-15
     assert m["final_loss"] < 0.3 * m["initial_loss"]
 
 
@@ -141,6 +141,14 @@ def test_full_gradient_accumulation(tmp_path):
 def test_full_ad_modes_cost(tmp_path):
     exp, cfg = full("ad_modes_cost")
     m, _ = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
+    # README's recorded measurements (XLA's op counts, deterministic for a jax version):
+    # fwd/rev 0.52 n (5160 at 1e4); gradient/value MLP 2.95, GRU 2.89, ODE 12.7, MD 8.5
+    n_max = max(cfg.sizes)
+    assert m[f"n_to_1.{n_max}.fwd_over_rev_ops"] == pytest.approx(0.52 * n_max, rel=0.15)
+    assert m["cheap.mlp.op_ratio"] == pytest.approx(2.95, rel=0.15)
+    assert m["cheap.gru.op_ratio"] == pytest.approx(2.89, rel=0.15)
+    assert m["cheap.ode.op_ratio"] == pytest.approx(12.7, rel=0.15)
+    assert m["cheap.md.op_ratio"] == pytest.approx(8.5, rel=0.15)
     for n in cfg.sizes:
         assert m[f"n_to_1.{n}.fwd_over_rev_ops"] > 0.4 * n
         assert m[f"1_to_m.{n}.fwd_over_rev_ops"] < 2.0 / n
@@ -153,11 +161,11 @@ def test_full_ad_modes_cost(tmp_path):
 def test_full_vanishing_exploding(tmp_path):
     exp, cfg = full("vanishing_exploding")
     m, _ = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
-    assert m["sigmoid.standard.shrink_per_layer"] >= 4.0
+    assert m["sigmoid.standard.shrink_per_layer"] == pytest.approx(4.28, abs=0.15)  # README
     assert 0.9 < m["relu.standard.shrink_per_layer"] < 1.1
     assert 0.9 < m["tanh.standard.shrink_per_layer"] < 1.1
     assert m["sigmoid.standard.first_over_last"] < 1e-25
-    assert m["tanh.poor.first_over_last"] > 1e10  # explodes going back
+    assert m["tanh.poor.first_over_last"] > 1e14  # explodes going back; README: 3e15
     assert m["train.tanh.10.test_accuracy"] > 0.8 and m["train.relu.5.test_accuracy"] > 0.8
     assert m["train.sigmoid.50.test_accuracy"] < 0.2 and m["train.tanh.50.test_accuracy"] < 0.2
 
@@ -166,7 +174,8 @@ def test_full_vanishing_exploding(tmp_path):
 def test_full_underflow(tmp_path):
     exp, cfg = full("underflow")
     m, _ = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
-    assert m["float16.layers_all_zero"] >= 40
+    assert 40 <= m["float16.layers_all_zero"] <= 44  # README: 42 of 50
+    assert m["float16_scaled.layers_all_zero"] <= 37  # README: 35 at loss scale 2^15
     assert m["bfloat16.layers_all_zero"] == 0 and m["float32.layers_all_zero"] == 0
     assert m["layers_restored_by_scaling"] >= 5
     assert m["float16_scaled.max_norm_rel_error_kept_layers"] < 0.05
@@ -180,7 +189,7 @@ def test_full_activation_memory(tmp_path):
     assert m["mlp.64.inference_kb"] < 0.1 * m["mlp.64.training_kb"]
     assert m["gru.3000.inference_kb"] == m["gru.10.inference_kb"]
     assert m["gru.3000.training_kb"] > 200 * m["gru.10.training_kb"]
-    assert m["checkpoint.bptt_over_best_memory"] > 20
+    assert m["checkpoint.bptt_over_best_memory"] == pytest.approx(34.7, rel=0.1)  # README
 
 
 @pytest.mark.slow
@@ -189,3 +198,6 @@ def test_full_transposed_conv_symmetry(tmp_path):
     m, _ = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
     assert m["adjoint_identity_max_rel_gap"] <= 1e-12 and m["max_abs_diff_vs_lax"] <= 1e-12
     assert m["mse_ratio_network_over_bilinear"] < 0.4
+    # README's recorded measurement: 0.0156 vs bilinear 0.0518; identity gap 7.3e-15
+    assert m["test_mse_network"] == pytest.approx(0.0156, abs=0.003)
+    assert m["adjoint_identity_max_rel_gap"] <= 1e-13

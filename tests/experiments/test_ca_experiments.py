@@ -33,6 +33,17 @@ def test_elementary_inference_recovers_every_rule_given(tmp_path):
     assert (run_dir / "rules.md").read_text().count("| True |") == len(rules)
 
 
+@pytest.mark.slow  # the shipped config, all 256 rules in one vmapped program: ~1 min
+def test_elementary_inference_all_256_rules(tmp_path):
+    exp, cfg = small("ca_elementary_inference")
+    assert cfg.rules == list(range(256))
+    metrics, _ = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
+    # measured (load ~19, 2026-11-30): 256/256, median 15 steps, max 80
+    assert metrics["recovered"] == 256 and metrics["rules_with_unidentifiable_entries"] == 0
+    assert metrics["median_steps_to_exact"] <= 20
+    assert metrics["max_steps_to_exact"] <= 120
+
+
 @pytest.mark.slow
 def test_life_inference_small(tmp_path):
     exp, cfg = small(

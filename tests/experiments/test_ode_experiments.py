@@ -50,3 +50,35 @@ def test_adjoint_vs_bptt_modes_agree_and_fit(tmp_path):
     for png in ["fits.png", "modes.png"]:
         assert (run_dir / png).exists()
     assert (run_dir / "train" / "oscillator-bptt" / "metrics.jsonl").exists()
+
+
+@pytest.mark.slow  # the shipped config, three problems x four modes: ~85 s
+def test_adjoint_vs_bptt_full(tmp_path):
+    exp, cfg = load_config("configs/adjoint_vs_bptt.toml")
+    m, _ = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
+    # measured (`diffsim run configs/adjoint_vs_bptt.toml`, load ~19, 2026-11-30)
+    assert m["max_rel_diff_exact_modes"] < 1e-15  # measured 1.88e-16
+    orders = {"oscillator": 4.05, "lotka_volterra": 3.98, "neural_ode": 4.13}
+    for name, measured in orders.items():  # RK4: order 4
+        errors = m[f"{name}.continuous_adjoint.errors"]
+        assert all(a > b for a, b in zip(errors, errors[1:]))
+        assert m[f"{name}.continuous_adjoint.order"] == pytest.approx(measured, abs=0.1)
+    # neural ODE gradient memory (XLA's memory analysis), measured 876.1 / 34.6 / 19.0 / 7.1 KB
+    kb = {mode: m[f"neural_ode.{mode}.memory_kb"] for mode in cfg.modes}
+    assert kb["bptt"] == pytest.approx(876, rel=0.1)
+    assert kb["checkpointed"] == pytest.approx(35, rel=0.1)
+    assert kb["discrete_adjoint"] == pytest.approx(19, rel=0.1)
+    assert kb["continuous_adjoint"] == pytest.approx(7, rel=0.15)
+
+
+@pytest.mark.slow  # the shipped config: 6 s at low load
+def test_ode_stability_full(tmp_path):
+    exp, cfg = load_config("configs/ode_stability.toml")
+    m, _ = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
+    # measured (load ~18, 2026-11-30): Euler 276 / RK4 90 points outside, 100% exploding;
+    # 100% bounded inside; growth rate = log|R| to 5.6e-16 / 1.6e-15
+    assert (m["euler_points_outside"], m["rk4_points_outside"]) == (276, 90)
+    for s in ("euler", "rk4"):
+        assert m[f"{s}_fraction_exploding_outside"] == 1.0
+        assert m[f"{s}_fraction_bounded_inside"] == 1.0
+        assert m[f"{s}_max_rate_error_outside"] < 1e-14
