@@ -172,9 +172,9 @@ def fit(
 
     bar = None
     if progress and steps > start:
-        from tqdm.auto import tqdm
+        from ._progress import progress_bar
 
-        bar = tqdm(total=steps, initial=start, desc="train", dynamic_ncols=True, leave=False)
+        bar = progress_bar(steps, initial=start, desc="train", unit="step")
     t0 = time.perf_counter()
     step = start
     try:

@@ -82,7 +82,7 @@ def run(cfg: Config, run) -> dict:
         log_every=1,
         directory=run.dir / "shooting",
         resume=run.resume,
-        progress=False,
+        progress=not run.quiet,
     )
     t_shoot = time.perf_counter() - t0
     us_shot = fit.params
