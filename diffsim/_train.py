@@ -21,13 +21,16 @@ import jax.numpy as jnp
 import optax
 
 from ._checkpoint import load_checkpoint, save_checkpoint
+from ._results import result_repr
 
 CHECKPOINT = "checkpoint.eqx"
 METRICS = "metrics.jsonl"
 
 
 class FitResult(NamedTuple):
-    """What `fit` gives back."""
+    """What `fit` gives back (printed short: shapes and scalars, not arrays)."""
+
+    __repr__ = result_repr
 
     params: Any
     opt_state: Any

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
@@ -202,3 +203,63 @@ def test_report_page_loads_every_image_in_a_headless_browser(two_runs):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'data-images="2/2"' in r.stdout
+
+
+def test_figure_problems_are_found_before_saving(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from diffsim.runner import Run
+    from diffsim.runner._figures import FigureError, figure_problems
+
+    fig, (a, b) = plt.subplots(2, 1, sharex=True)
+    a.plot([0, 1], [0, 1], label="line")
+    a.set_ylabel("y (m)")
+    b.plot([0, 1], [1, 0])
+    b.set(xlabel="t (s)", ylabel="v (m/s)")
+    assert figure_problems(fig) == []  # the shared x axis is labelled once
+    im = b.imshow([[0, 1], [1, 0]])
+    fig.colorbar(im, ax=b)
+    a.legend(loc="center")
+    a.plot(np.linspace(0, 1, 50), np.full(50, 0.5))
+    problems = figure_problems(fig)
+    assert any("colour bar without a label" in p for p in problems)
+    assert any("legend covers" in p for p in problems)
+    bare, ax = plt.subplots()
+    ax.plot([1, 2])
+    assert figure_problems(bare) == ["axes 0: no x label", "axes 0: no y label"]
+    run = Run(tmp_path)
+    run.quiet = True
+    run.save_figure(bare, "bare.png")  # logged, saved
+    assert "figure bare.png: axes 0: no x label" in (tmp_path / "log.txt").read_text()
+    monkeypatch.setenv("DIFFSIM_CHECK_FIGURES", "1")
+    with pytest.raises(FigureError, match="figure again.png: axes 0: no x label"):
+        run.save_figure(_bare(plt), "again.png")
+    plt.close("all")
+
+
+def _bare(plt):
+    fig, ax = plt.subplots()
+    ax.plot([1, 2])
+    return fig
+
+
+def test_results_print_short():
+    from diffsim.control import ILQRResult
+
+    res = ILQRResult(
+        us=jnp.zeros((100, 1)),
+        xs=jnp.zeros((101, 4)),
+        cost=jnp.asarray(4.043),
+        gains=jnp.zeros((100, 1, 4)),
+        iterations=jnp.asarray(100),
+        converged=jnp.asarray(False),
+        history=jnp.zeros(101),
+    )
+    text = repr(res)
+    assert text.startswith("ILQRResult(us=float") and "[100, 1]" in text
+    assert "cost=4.043" in text and "iterations=100" in text and "converged=False" in text
+    assert len(text) < 250
+    assert ILQRResult.__doc__.startswith("What `ilqr` gives: the optimised controls")
