@@ -213,7 +213,7 @@ def fit(
                 checkpoint(diff, opt_state, state, step)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4g}")
+                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)  # redraw at its own pace
             if stop:
                 break
         if step == start and directory is not None and not (directory / CHECKPOINT).exists():
