@@ -26,7 +26,7 @@ from pathlib import Path
 import jax
 import matplotlib
 import numpy as np
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 
 if "ipykernel" not in sys.modules:  # a script or a test: no display (Jupyter plots inline)
@@ -73,7 +73,7 @@ fig.savefig(OUT / "validation.png", dpi=100, bbox_inches="tight")
 # %%
 atoms = data.to_atoms(0)
 atoms.calc = pot.DiffsimCalculator(result.model)
-MaxwellBoltzmannDistribution(atoms, temperature_K=30, rng=np.random.default_rng(0))
+thermalize_momenta(atoms, temperature_K=30, rng=np.random.default_rng(0))
 energies = []
 dyn = VelocityVerlet(atoms, timestep=1.0 * 0.09822694788464063)  # 1 fs in ASE time units
 dyn.attach(lambda: energies.append(atoms.get_total_energy()), interval=5)

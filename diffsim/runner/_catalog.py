@@ -19,7 +19,7 @@ RUN_TIMES: dict[str, str] = {
     "arm_reach_obstacle": "~30 s",
     "ca_elementary_inference": "~1 min",
     "ca_life_inference": "~20 min",
-    "ca_neural_growth": "~1.5 min",
+    "ca_neural_growth": "~5.5 min",
     "ca_neural_growth_large": "long on a CPU (meant for a GPU)",
     "car_parking": "~20 s",
     "cartpole_swingup": "~40 s",
