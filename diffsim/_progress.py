@@ -61,8 +61,6 @@ def _in_notebook() -> bool:
         return False
     if ip is None or type(ip).__name__ != "ZMQInteractiveShell":
         return False
-    try:
-        import ipywidgets  # noqa: F401  tqdm's widget needs it
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None  # tqdm's widget needs it

@@ -93,7 +93,8 @@ class CompileWatch:
             with self._lock:
                 self._active[threading.get_ident()] = (str(kwargs.get("fun_name", "?")), value)
 
-    def _on_duration(self, event: str, seconds: float, **kwargs) -> None:
+    def _on_duration(self, event: str, duration_secs: float, **kwargs) -> None:
+        seconds = duration_secs
         if event != _COMPILE_EVENT:
             return
         name = str(kwargs.get("fun_name", "?"))
