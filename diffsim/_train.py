@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from ._checkpoint import load_latest, previous_path, save_checkpoint
+from ._results import result_repr
 
 CHECKPOINT = "checkpoint.eqx"
 logger = logging.getLogger("diffsim")
@@ -29,7 +30,9 @@ METRICS = "metrics.jsonl"
 
 
 class FitResult(NamedTuple):
-    """What `fit` gives back."""
+    """What `fit` gives back (printed short: shapes and scalars, not arrays)."""
+
+    __repr__ = result_repr
 
     params: Any
     opt_state: Any
@@ -184,9 +187,9 @@ def fit(
 
     bar = None
     if progress and steps > start:
-        from tqdm.auto import tqdm
+        from ._progress import progress_bar
 
-        bar = tqdm(total=steps, initial=start, desc="train", dynamic_ncols=True, leave=False)
+        bar = progress_bar(steps, initial=start, desc="train", unit="step")
     t0 = time.perf_counter()
     step = start
     try:
@@ -222,7 +225,7 @@ def fit(
                 checkpoint(diff, opt_state, state, step)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4g}")
+                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)  # redraw at its own pace
             if stop:
                 break
         if step == start and directory is not None and not (directory / CHECKPOINT).exists():

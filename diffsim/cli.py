@@ -1,4 +1,5 @@
-"""`diffsim run | list | forces`: run experiment configs; evaluate a trained potential."""
+"""`diffsim run | list | report | forces`: run experiment configs, put runs side by side,
+evaluate a trained potential."""
 
 from __future__ import annotations
 
@@ -17,22 +18,31 @@ def _error(message: str) -> int:
 
 def _cmd_list(args) -> int:
     from .runner import ConfigError, find_experiment, list_experiments
+    from .runner._catalog import config_files, run_time
 
     names = list_experiments()
+    configs = config_files()
     width = max((len(n) for n in names), default=0)
     for name in names:
+        module = None
         try:
-            description = find_experiment(name).description
+            exp = find_experiment(name)
+            description, module = exp.description, exp.module
         except ConfigError as e:  # a broken entry point of another package
             description = f"(cannot load: {e})"
         print(f"{name:<{width}}  {description}")
+        for path in configs.get(name, []):
+            took = run_time(path, module)
+            print(f"{'':<{width}}    {path}" + (f"  ({took} on 2 CPU cores)" if took else ""))
     return 0
 
 
 def _cmd_run(args) -> int:
     from ._checkpoint import CheckpointError
     from .runner import ConfigError, RunError, claim_run, execute, plan_run, summary_table
+    from .runner._compile import compile_cache_dir, enable_compile_cache, watch_compiles
 
+    cache_option = "off" if args.no_compile_cache else args.compile_cache
     try:
         plan = plan_run(
             args.config, overrides=args.set or [], out=args.out, runs=args.runs, resume=args.resume
@@ -44,8 +54,10 @@ def _cmd_run(args) -> int:
         run = claim_run(plan, quiet=args.quiet)
     except (ConfigError, RunError) as e:
         return _error(str(e))
+    cache = enable_compile_cache(compile_cache_dir(cache_option))
     try:
-        metrics = execute(plan, run)
+        with watch_compiles(run.log) as watch:
+            metrics = execute(plan, run)
     except KeyboardInterrupt:
         print(
             f"diffsim: interrupted; resume with `diffsim run --resume {run.dir}`", file=sys.stderr
@@ -62,10 +74,38 @@ def _cmd_run(args) -> int:
             file=sys.stderr,
         )
         return 1
+    run.log(
+        f"XLA compilation: {watch.total_s:.1f} s"
+        + (f" (compilation cache: {cache})" if cache else " (compilation cache off)")
+    )
+    _write_report(run.dir)
     if not args.quiet:
         print()
         print(summary_table(metrics))
     print(f"\nrun directory: {run.dir}")
+    return 0
+
+
+def _write_report(run_dir: Path) -> None:
+    from .runner._report import write_report
+
+    try:
+        write_report([run_dir], run_dir / "report.html")
+    except Exception as e:  # a report is a convenience: never fail a finished run for it
+        print(f"diffsim: could not write report.html: {e}", file=sys.stderr)
+
+
+def _cmd_report(args) -> int:
+    from .runner._report import ReportError, write_report
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        return _error(f"--out {out}: exists; pass --force to replace it")
+    try:
+        write_report([Path(d) for d in args.run_dirs], out)
+    except ReportError as e:
+        return _error(str(e))
+    print(f"wrote {out} ({len(args.run_dirs)} run(s))")
     return 0
 
 
@@ -144,9 +184,27 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="validate the config and the run directory, then stop (nothing is written)",
     )
+    p_run.add_argument(
+        "--compile-cache",
+        metavar="DIR",
+        help="JAX's persistent compilation cache folder (default $DIFFSIM_COMPILE_CACHE or "
+        "~/.cache/diffsim/jax; 'off' to switch it off)",
+    )
+    p_run.add_argument(
+        "--no-compile-cache", action="store_true", help="do not use the compilation cache"
+    )
     p_run.set_defaults(func=_cmd_run)
-    p_list = sub.add_parser("list", help="list the experiments")
+    p_list = sub.add_parser(
+        "list", help="list the experiments, their config files and typical run times"
+    )
     p_list.set_defaults(func=_cmd_list)
+    p_report = sub.add_parser(
+        "report", help="one HTML page with several runs side by side (config, metrics, figures)"
+    )
+    p_report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories")
+    p_report.add_argument("--out", default="report.html", help="the page to write")
+    p_report.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p_report.set_defaults(func=_cmd_report)
     p_forces = sub.add_parser(
         "forces", help="energy and forces of structures from a trained potential"
     )

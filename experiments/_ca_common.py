@@ -23,7 +23,9 @@ def stack_tables(models: LocalRuleNet) -> jax.Array:
     return eqx.filter_vmap(lambda m: m.table())(models)
 
 
-def train_stack(models, data, truth, *, steps, lr, k, key, directory, resume, log_every):
+def train_stack(
+    models, data, truth, *, steps, lr, k, key, directory, resume, log_every, progress=True
+):
     """Trains every rule's network at once with `diffsim.fit` (one compiled program).
 
     The summed loss gives each network the gradient of its own rule's loss; Adam is
@@ -48,7 +50,7 @@ def train_stack(models, data, truth, *, steps, lr, k, key, directory, resume, lo
         log_every=log_every,
         directory=directory,
         resume=resume,
-        progress=False,
+        progress=progress,
     )
     return result
 

@@ -67,6 +67,7 @@ def filmstrip(run, name, draw, system, xs, *, frames=10, xlim, ylim, background=
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_aspect("equal")
+    ax.set(xlabel="x (m)", ylabel="y (m)")
     ax.set_title(title)
     run.save_figure(fig, name)
 
@@ -83,7 +84,9 @@ def filmstrip_panels(run, name, draw, system, xs, *, dt, frames=8, xlim, ylim, t
         ax.set_ylim(*ylim)
         ax.set_aspect("equal")
         ax.set_title(f"t = {i * dt:.2f} s", fontsize=9)
+        ax.set_xlabel("x (m)", fontsize=8)
         ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("height (m)", fontsize=8)
     fig.suptitle(title)
     run.save_figure(fig, name)
 

@@ -191,7 +191,7 @@ def _study(name, pi, cfg, key, ts, run, metrics, ax):
             log_every=5,
             directory=run.dir / "train" / f"{name}-{mode}",
             resume=run.resume,
-            progress=False,
+            progress=not run.quiet,
         )
         fits[mode] = out
         final = out.history[-1]["loss"] if out.history else float(loss(init, diffsim.BPTT()))

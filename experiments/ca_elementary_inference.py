@@ -78,6 +78,7 @@ def run(cfg: Config, run) -> dict:
         directory=run.dir / "train",
         resume=run.resume,
         log_every=cfg.log_every,
+        progress=not run.quiet,
     )
     learned = np.asarray(stack_tables(result.params))
     truth = np.asarray(truth)

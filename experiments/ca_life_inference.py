@@ -119,6 +119,7 @@ def _variant(cfg, run, name, rules, truth, data, k, min_count, steps):
         directory=run.dir / name,
         resume=run.resume,
         log_every=cfg.log_every,
+        progress=not run.quiet,
     )
     learned = np.asarray(stack_tables(result.params))
     observed = np.asarray(

@@ -110,7 +110,7 @@ def run(cfg: Config, run) -> dict:
         checkpoint_every=max(1, cfg.train_steps // 10),
         directory=run.dir / "train",
         resume=run.resume,
-        progress=False,
+        progress=not run.quiet,
         stop_fn=report,
     )
     nca = result.params

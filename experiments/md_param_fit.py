@@ -96,7 +96,7 @@ def run(cfg: Config, run) -> dict:
         log_every=cfg.log_every,
         directory=run.dir / "fit",
         resume=run.resume,
-        progress=False,
+        progress=not run.quiet,
     )
     sigma = float(jnp.exp(result.params.log_sigma))
     epsilon = float(jnp.exp(result.params.log_epsilon))

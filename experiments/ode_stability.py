@@ -145,6 +145,11 @@ def run(cfg: Config, run) -> dict:
         ax.set_xlabel("Re(dt lambda)")
         ax.set_ylabel("Im(dt lambda)")
         ax.set_aspect("equal")
-        fig.colorbar(sc, ax=ax, shrink=0.8)
+        logG = np.log10(np.maximum(Gs, 1e-30))
+        clipped = {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
+            (bool(logG.min() < -6), bool(logG.max() > 6)), "both"
+        )
+        bar = fig.colorbar(sc, ax=ax, shrink=0.8, extend=clipped)
+        bar.set_label("log10 ||dh_T/dh_0||" + ("" if clipped == "neither" else " (clipped to ±6)"))
     run.save_figure(fig, "stability_gradients.png")
     return metrics

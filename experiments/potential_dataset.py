@@ -1,9 +1,10 @@
-"""Reference datasets for learned potentials: generated once, cached under data/.
+"""Reference datasets for learned potentials: generated once, cached (~/.cache/diffsim/data).
 
 `system` picks the generator in `diffsim.potentials`: a molecule labelled by GFN2-xTB
 (ethanol, malonaldehyde; needs `pip install 'diffsim[xtb]'`), bulk copper labelled by
 EMT (strained cells and MD), or Lennard-Jones argon clusters. The dataset is written to
-the cache file (`output`, or `data/<system>_<method>_<n>_seed<seed>.extxyz`) unless that
+the cache file (`output`, or `<system>_<method>_<n>_seed<seed>.extxyz` in the cache
+folder: `$DIFFSIM_DATA`, else `~/.cache/diffsim/data`) unless that
 file already holds one with the same settings, which is reused; a cache file with other
 settings is never overwritten (the run fails and says why). A copy goes into the run
 directory. Metrics: counts, generation time, cost per label, energy and force
@@ -47,7 +48,8 @@ class Config:
         default="",
         metadata={
             "help": "cache file (.extxyz or .npz); empty: "
-            "data/<system>_<method>_<n_configs>_seed<seed>.extxyz"
+            "<system>_<method>_<n_configs>_seed<seed>.extxyz in $DIFFSIM_DATA "
+            "(default ~/.cache/diffsim/data)"
         },
     )
     progress: bool = dataclasses.field(default=True, metadata={"help": "progress bar"})
@@ -72,7 +74,7 @@ def run(cfg: Config, run) -> dict:
         timestep_fs=cfg.timestep_fs,
         stride=cfg.stride,
         equilibrate_steps=cfg.equilibrate_steps,
-        progress=cfg.progress,
+        progress=cfg.progress and not run.quiet,
         log=run.log,
     )
     pot.save_dataset(run.path("dataset.extxyz"), ds)

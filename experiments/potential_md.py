@@ -116,7 +116,9 @@ def run(cfg: Config, run) -> dict:
     data = (
         pot.load_dataset(cfg.dataset)
         if cfg.dataset
-        else pot.load_or_generate(cfg.system, cfg.n_configs, seed=cfg.seed, log=run.log)
+        else pot.load_or_generate(
+            cfg.system, cfg.n_configs, seed=cfg.seed, log=run.log, progress=not run.quiet
+        )
     )
     if data.cells is not None:
         raise ValueError("potential_md: molecular (non-periodic) data sets only")

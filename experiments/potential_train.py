@@ -1,6 +1,7 @@
 """Force matching: learning curves of an invariant and an equivariant potential.
 
-The data set (made once by `potential_dataset`, cached under `data/`) is split into a
+The data set (made once by `potential_dataset`, cached in `~/.cache/diffsim/data` or
+`$DIFFSIM_DATA`) is split into a
 fixed test set, a fixed validation set and a training pool; for each training-set
 size, each model (SchNet: distances only; PaiNN: E(3)-equivariant, l = 0 and 1
 features) is trained by force matching (energy + forces, forces = -grad E) with Adam
@@ -67,7 +68,9 @@ class Config:
 def load_data(cfg: Config, run):
     if cfg.dataset:
         return pot.load_dataset(cfg.dataset)
-    return pot.load_or_generate(cfg.system, cfg.n_configs, seed=cfg.seed, log=run.log)
+    return pot.load_or_generate(
+        cfg.system, cfg.n_configs, seed=cfg.seed, log=run.log, progress=not run.quiet
+    )
 
 
 def run(cfg: Config, run) -> dict:
@@ -122,7 +125,7 @@ def run(cfg: Config, run) -> dict:
                 directory=folder,
                 resume=run.resume,
                 checkpoint_every=cfg.eval_every,
-                progress=False,
+                progress=not run.quiet,
                 log_every=cfg.eval_every,
             )
             seconds = time.perf_counter() - t0

@@ -77,7 +77,7 @@ def run(cfg: Config, run) -> dict:
         eval_every=1,
         directory=run.dir / "fit",
         resume=run.resume,
-        progress=False,
+        progress=not run.quiet,
     )
     learned = {k: float(jnp.exp(v)) for k, v in fit.params.items()}
     rel = {k: abs(learned[k] - true[k]) / abs(true[k]) for k in FIELDS}

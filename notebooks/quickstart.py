@@ -17,12 +17,15 @@
 
 # %%
 import os
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import matplotlib
 
-matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
+if "ipykernel" not in sys.modules:  # a script or a test: no display (Jupyter plots inline)
+    matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
 import matplotlib.pyplot as plt
 
 import diffsim
@@ -88,4 +91,8 @@ for damping in [0.1, float(d), 2.0]:
 ax.set_xlabel("t (s)")
 ax.set_ylabel("angle (rad)")
 ax.legend()
-fig.savefig(os.environ.get("QUICKSTART_FIGURE", "quickstart.png"), dpi=100, bbox_inches="tight")
+# Outputs go to a folder this notebook names, never the current one.
+OUT = Path(os.environ.get("DIFFSIM_NOTEBOOK_OUT", "notebook_outputs")) / "quickstart"
+figure = Path(os.environ.get("QUICKSTART_FIGURE", OUT / "quickstart.png"))
+figure.parent.mkdir(parents=True, exist_ok=True)
+fig.savefig(figure, dpi=100, bbox_inches="tight")

@@ -18,12 +18,15 @@ import jax
 import jax.numpy as jnp
 
 from .._custom_types import Array, Float, Scalar
+from .._results import result_repr
 from .._rollout import costates, rollout
 from ._costs import Cost
 
 
 class CostateResult(NamedTuple):
     """What `costate_gradient` gives."""
+
+    __repr__ = result_repr
 
     cost: Scalar
     grad_us: Float[Array, "T m"]

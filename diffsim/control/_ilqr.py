@@ -23,6 +23,7 @@ import jax.scipy.linalg as jsl
 
 from .._checks import check_finite
 from .._custom_types import Array, Float, Int, Scalar
+from .._results import result_repr
 from ._costs import Cost, trajectory_cost
 from ._discrete import trajectory
 
@@ -30,7 +31,11 @@ _ALPHAS = tuple(0.5**i for i in range(10))
 
 
 class ILQRResult(NamedTuple):
-    """What `ilqr` gives."""
+    """What `ilqr` gives: the optimised controls, their trajectory and cost, the feedback
+    gains, and how the iteration ended. Printing it shows shapes and scalars, not arrays.
+    """
+
+    __repr__ = result_repr
 
     us: Float[Array, "T m"]
     """The optimised controls (differentiable, implicit function theorem)."""
@@ -42,8 +47,10 @@ class ILQRResult(NamedTuple):
     """Feedback gains K_t of the last successful backward pass, taken about the trajectory
     entering the last iteration (u = u_t + K_t (x - x_t)); with `max_iter=1`, about `us0`."""
     iterations: Int[Array, ""]
+    """How many iterations ran (at most `max_iter`)."""
     converged: Array
-    """True when the expected or achieved reduction fell below `tol`."""
+    """True when the expected or achieved reduction fell below `tol`; False when `max_iter`
+    ran out first (the result may still be good: compare `history`)."""
     history: Float[Array, " iterations"]
     """The cost after each iteration (entry 0: the initial guess; held after the end)."""
 

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from .._custom_types import Array, Float, PRNGKeyArray
+from .._results import result_repr
 from ._costs import Cost
 from ._ilqr import ilqr
 
@@ -57,6 +58,8 @@ class MPC(eqx.Module):
 
 class ClosedLoopResult(NamedTuple):
     """What `closed_loop` gives."""
+
+    __repr__ = result_repr
 
     xs: Float[Array, "N1 n"]
     """Plant states x_0..x_N."""

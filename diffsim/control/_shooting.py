@@ -16,12 +16,15 @@ import jax.numpy as jnp
 import optax
 
 from .._custom_types import Array, Float, Scalar
+from .._results import result_repr
 from .._rollout import BPTT, AbstractGradient, rollout
 from ._costs import Cost, trajectory_cost
 
 
 class ShootingResult(NamedTuple):
     """What `shoot` gives."""
+
+    __repr__ = result_repr
 
     params: Any
     """The optimised decision variables (controls `(T, m)` or `MultipleShootingVars`)."""

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Array, ArrayLike, Float, PRNGKeyArray
+from .._results import result_repr
 from .._rollout import BPTT, AbstractGradient, rollout
 
 
@@ -98,6 +99,8 @@ class LGSSM(eqx.Module):
 
 class KalmanFilterResult(NamedTuple):
     """What `kalman_filter` gives."""
+
+    __repr__ = result_repr
 
     log_likelihood: Float[Array, ""]
     filtered_means: Float[Array, "t n"]

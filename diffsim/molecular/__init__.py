@@ -8,6 +8,15 @@ energy is any `AbstractEnergy` called as `energy(positions, neighbors=None)`: th
 classical pair and bonded terms here, or a learned model bound to its species
 (`diffsim.potentials`, which builds on this package; this one never imports it).
 
+**Units.** The engine is unit-agnostic: numbers go in and come out in whatever consistent
+units you choose (the LJ examples use sigma = epsilon = mass = 1). With ASE structures
+(`from_atoms`, `read_structure`) and the learned potentials, the units are ASE's:
+lengths in Angstrom, energies in eV, masses in amu, so forces are in eV/Angstrom and the
+time unit is sqrt(amu Angstrom^2 / eV) = 10.18 fs. Convert with `FS` (one femtosecond
+in that time unit: `dt = 0.5 * md.FS`), `TIME_UNIT_FS` (10.18) and `KB` (Boltzmann's
+constant in eV/K: `kT = md.KB * 300`). Argon: `lennard_jones(space, sigma=3.4,
+epsilon=0.0104)` (Angstrom, eV); its default cutoff scales with sigma.
+
 **Example:**
 
 ```python
@@ -83,3 +92,4 @@ from ._space import (
     TriclinicBox as TriclinicBox,
     check_box as check_box,
 )
+from ._units import FS as FS, KB as KB, TIME_UNIT_FS as TIME_UNIT_FS

@@ -30,6 +30,7 @@ pot.evaluate(model, test)                                  # meV/atom, meV/Angst
 from ._cache import (
     DATASET_SYSTEMS as DATASET_SYSTEMS,
     cache_path as cache_path,
+    default_cache_dir as default_cache_dir,
     load_or_generate as load_or_generate,
 )
 from ._dataset import Dataset as Dataset, dataset_statistics as dataset_statistics

@@ -420,9 +420,9 @@ def _langevin_frames(
     frames = {"positions": [], "energies": [], "forces": []}
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .._progress import progress_bar
 
-        bar = tqdm(total=equilibrate_steps + n_frames * stride, desc=desc, unit="step")
+        bar = progress_bar(equilibrate_steps + n_frames * stride, desc=desc, unit="step")
     try:
         done = 0
         while done < equilibrate_steps:

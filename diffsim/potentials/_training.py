@@ -29,6 +29,7 @@ import numpy as np
 import optax
 
 from .._custom_types import Array, ArrayLike, Float, Int, Scalar
+from .._results import result_repr
 from .._train import fit
 from ..molecular import FreeSpace, TriclinicBox, check_box
 from ._dataset import Dataset
@@ -184,6 +185,8 @@ def evaluate(
 
 class TrainResult(NamedTuple):
     """What `train_potential` gives back."""
+
+    __repr__ = result_repr
 
     model: AbstractEnergyModel
     """The best model by validation loss (the final one without a validation set)."""

@@ -67,12 +67,21 @@ class Run:
             print(message, flush=True)
 
     def save_figure(self, fig, name: str) -> Path:
-        """Saves a matplotlib figure as `name` (PNG) in the run directory and closes it."""
+        """Saves a matplotlib figure as `name` (PNG) in the run directory and closes it.
+
+        Logs what `figure_problems` finds (an axis without a label, an unlabelled colour
+        bar, a legend over data); raises `FigureError` for it under
+        `DIFFSIM_CHECK_FIGURES=1`.
+        """
         import matplotlib.pyplot as plt
+
+        from ._figures import check_figure
 
         path = self.dir / name
         if path.exists() and not self.resume:
             raise FileExistsError(f"{path} exists; a run never overwrites its files")
+        for problem in check_figure(fig, name):  # raises under DIFFSIM_CHECK_FIGURES=1
+            self.log(f"figure {name}: {problem}")
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         return path
