@@ -99,10 +99,10 @@ def test_list_shows_config_files_and_run_times(capsys, monkeypatch):
     for paths in found.values():
         for p in paths:
             assert run_time(p), f"no typical run time for {p}"
-    monkeypatch.setattr(diffsim.runner, "list_experiments", lambda: ["cartpole_swingup"])
+    monkeypatch.setattr(diffsim.runner, "list_experiments", lambda: ["ode_stability"])
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "configs/cartpole_swingup.toml  (~40 s on 2 CPU cores)" in out
+    assert "configs/ode_stability.toml  (6 s on 2 CPU cores)" in out
 
 
 def _cli(*args, cwd, env=None):
