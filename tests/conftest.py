@@ -7,6 +7,8 @@ explicitly; x64 only changes the default dtype.
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The CLI runs of the tests (subprocesses included) leave the user's compilation cache alone.
+os.environ.setdefault("DIFFSIM_COMPILE_CACHE", "off")
 
 import jax
 import pytest
