@@ -85,12 +85,16 @@ def test_sysid_cartpole_full(tmp_path):
     assert m["final_loss"] < 1e-5  # measured 3.2e-6
 
 
-@pytest.mark.slow  # one compilation per horizon and system
-def test_gradient_horizon_small(tmp_path):
-    exp, cfg = small("gradient_horizon", horizons=[25, 400])
+@pytest.mark.slow  # the shipped config: one compilation per horizon and system, ~75 s
+def test_gradient_horizon_full(tmp_path):
+    exp, cfg = small("gradient_horizon")
     m, _ = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
-    assert m["double_pendulum_bptt_growth"] > 100 * m["pendulum_bptt_growth"]
-    assert m["double_pendulum_truncated_growth"] < 10
+    # measured (load ~20, 2026-11-30), 0.5 s -> 16 s: double pendulum BPTT 9.82 -> 2.87e9
+    # (x2.9e8), truncated 9.82 -> 8.28 (x0.84), checkpointed = BPTT to 4.7e-14; README: 45 KB
+    # checkpointed vs 862 KB BPTT
+    assert m["double_pendulum_bptt_growth"] > 1e8  # chaotic: explodes
+    assert m["double_pendulum_bptt_growth"] > 1e6 * m["pendulum_bptt_growth"]
+    assert m["double_pendulum_truncated_growth"] < 2
     assert m["double_pendulum_ilqr_feedback_growth"] < 10
-    assert m["double_pendulum_checkpointed_rel_diff"] < 1e-10
-    assert m["memory_checkpointed_bytes"] < m["memory_bptt_bytes"]
+    assert m["double_pendulum_checkpointed_rel_diff"] < 1e-12
+    assert m["memory_checkpointed_bytes"] < 0.1 * m["memory_bptt_bytes"]

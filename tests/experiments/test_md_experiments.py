@@ -51,9 +51,11 @@ def test_lj_fluid_cell_list(tmp_path):
 def test_param_fit_full(tmp_path):
     exp, cfg = small("md_param_fit")
     m, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
-    assert m["final_loss"] < 1e-3 * m["initial_loss"]
-    assert m["sigma_rel_error"] < PF_SIGMA
-    assert m["epsilon_rel_error"] < PF_EPS
+    # measured (load ~22, 2026-11-30; float32 MD, so runs differ slightly: README had
+    # 2.7e-6 / 8.2e-5): sigma 1.5e-5, epsilon 3.0e-4, loss 1.2e-3 -> 6.2e-10
+    assert m["final_loss"] < 1e-4 * m["initial_loss"]
+    assert m["sigma_rel_error"] < 1e-4
+    assert m["epsilon_rel_error"] < 2e-3
     assert (run_dir / "fit.png").stat().st_size > 5_000
 
 

@@ -55,5 +55,9 @@ def test_potential_train_and_md_small(tmp_path, lj_file):
         bond_cutoff=4.2,
     )
     m, run_dir = run_experiment(exp, cfg, tmp_path / "md", quiet=True)
-    assert m["nve_drift_over_kinetic"] < 0.05
-    assert any(k.endswith("_wasserstein") for k in m)
+    # measured at this scale (load ~22, 2026-11-30): drift 1.5e-4 of the mean kinetic energy;
+    # 30 pair distributions within W1 = 0.03 ... 0.63 A of the reference (a model trained for
+    # 60 steps on 30 frames: README's ethanol figures are not asserted at any scale)
+    assert m["nve_drift_over_kinetic"] < 1e-3
+    w1 = [v for k, v in m.items() if k.endswith("_wasserstein")]
+    assert len(w1) > 0 and max(w1) < 1.3
