@@ -166,10 +166,14 @@ def _explicit_attempt(solver: AbstractAdaptiveRK, f, t, u, args, h, f0):
 
 
 def _illinois(residual, z0, data):
-    """Regula falsi with the Illinois modification on theta in [0, 1]."""
-    del data
-    lo, hi = jnp.zeros_like(z0), jnp.ones_like(z0)
+    """Regula falsi with the Illinois modification on theta in the bracket `data[:2]`.
+
+    `data[2]` is the sign the condition has just after the left end (it decides a left
+    value that is zero up to round-off, as right after a jump onto the surface)."""
+    lo, hi, s_left = data
     glo, ghi = residual(lo), residual(hi)
+    lo0, wrong = lo, jnp.sign(glo) != s_left
+    glo = jnp.where(wrong, s_left * jnp.inf, glo)
 
     def cond(c):
         lo, hi, glo, ghi, it, _ = c
@@ -178,7 +182,9 @@ def _illinois(residual, z0, data):
     def body(c):
         lo, hi, glo, ghi, it, side = c
         x = jnp.clip((lo * ghi - hi * glo) / (ghi - glo), lo, hi)
-        x = jnp.where(jnp.isfinite(x) & (x > lo) & (x < hi), x, 0.5 * (lo + hi))
+        # Bisect while the left end is still a round-off zero of the wrong sign.
+        secant = jnp.isfinite(x) & (x > lo) & (x < hi) & ~(wrong & (lo == lo0))
+        x = jnp.where(secant, x, 0.5 * (lo + hi))
         gx = residual(x)
         left = jnp.sign(gx) == jnp.sign(glo)
         # Illinois: halve the stale end's value when the same end is kept twice.
@@ -186,13 +192,20 @@ def _illinois(residual, z0, data):
         new_hi = jnp.where(left, hi, x)
         new_glo = jnp.where(left, gx, jnp.where(side == -1, 0.5 * glo, glo))
         new_ghi = jnp.where(left, jnp.where(side == 1, 0.5 * ghi, ghi), gx)
-        return new_lo, new_hi, new_glo, new_ghi, it + 1, jnp.where(left, 1, -1)
+        side = jnp.where(left, 1, -1).astype(jnp.int32)
+        return new_lo, new_hi, new_glo, new_ghi, it + 1, side
 
     init = (lo, hi, glo, ghi, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
     lo, hi, glo, ghi, it, _ = jax.lax.while_loop(cond, body, init)
-    theta = jnp.where(glo == 0, lo, jnp.where(ghi == 0, hi, jnp.where(
-        jnp.abs(glo) < jnp.abs(ghi), lo, hi)))
+    theta = jnp.where(
+        glo == 0, lo, jnp.where(ghi == 0, hi, jnp.where(jnp.abs(glo) < jnp.abs(ghi), lo, hi))
+    )
     return theta, it
+
+
+# The condition is sampled at this many points of each accepted step, so that a crossing
+# and back within one step is still seen (down to 1/_SAMPLES of the step).
+_SAMPLES = 8
 
 
 class _State(eqx.Module):
@@ -200,7 +213,7 @@ class _State(eqx.Module):
     u: Array
     h: Array
     f0: Array
-    g0: Array
+    g0: Array  # the sign of the event condition just after t
     e_prev: Array
     index: Array
     us: Array
@@ -250,6 +263,13 @@ def integrate_solution(
         assert event is not None
         return jnp.asarray(event.condition(t, unravel(v), args), dtype)
 
+    def side_sign(t, v, fv, h):
+        """The sign of the condition just after (t, v): its own sign, or if it is zero up
+        to round-off (a jump onto the surface), the sign of its time derivative."""
+        g, gdot = jax.jvp(lambda tt, vv: cond_fn(tt, vv), (t, v), (jnp.ones_like(t), fv))
+        flat_zero = jnp.abs(g) <= 1e-9 * jnp.abs(gdot) * h
+        return jax.lax.stop_gradient(jnp.where(flat_zero, jnp.sign(gdot), jnp.sign(g)))
+
     implicit = isinstance(solver, AbstractImplicitSolver)
     t0 = ts[0]
     f0 = flat(t0, u0, args)
@@ -263,7 +283,7 @@ def integrate_solution(
         u=u0,
         h=jax.lax.stop_gradient(jnp.asarray(h, ts.dtype)),
         f0=f0,
-        g0=cond_fn(t0, u0) if event is not None else jnp.zeros((), dtype),
+        g0=side_sign(t0, u0, f0, ts[-1] - t0) if event is not None else jnp.zeros((), dtype),
         e_prev=jnp.ones((), dtype),
         index=jnp.ones((), jnp.int32),
         us=jnp.full((m + 1, n), jnp.nan, dtype).at[0].set(u0),
@@ -308,26 +328,36 @@ def integrate_solution(
         extra = jnp.zeros((), jnp.int32)
         if event is not None:
             g1 = cond_fn(t_end, u1)
-            up = (s.g0 < 0) & (g1 >= 0)
-            down = (s.g0 > 0) & (g1 <= 0)
+            thetas = jnp.arange(1, _SAMPLES + 1, dtype=dtype) / _SAMPLES
+            rs = jax.vmap(lambda th: cond_fn(s.t + th * h_safe, _poly(coeffs, th)))(thetas[:-1])
+            rs = jax.lax.stop_gradient(jnp.concatenate([rs, g1[None]]))
+            prev = jnp.concatenate([s.g0[None], jnp.sign(rs[:-1])])
+            up = (prev < 0) & (rs >= 0)
+            down = (prev > 0) & (rs <= 0)
             crossing = {-1: down, 1: up, 0: up | down}[event.direction]
-            fire = ok & crossing & ~empty
+            fire = ok & jnp.any(crossing) & ~empty
+            js = jnp.argmax(crossing)
+            bracket = (
+                jnp.where(js == 0, 0.0, thetas[js - 1]).astype(dtype),
+                thetas[js],
+                jnp.where(js == 0, s.g0, prev[js]),
+            )
 
             def on_event(_):
                 def residual(theta):
                     return cond_fn(s.t + theta * h_safe, _poly(coeffs, theta))
 
-                theta, _ = implicit_root(residual, jnp.asarray(0.5, dtype), _illinois)
+                theta, _ = implicit_root(residual, jnp.asarray(0.5, dtype), _illinois, bracket)
                 te = s.t + theta * h_safe
                 ue = _poly(coeffs, theta)
                 if event.jump is None:
-                    return te, ue, ue, f1, g1
-                ua = ravel_pytree(event.jump(te, unravel(ue), args))[0]
-                ua = ua.astype(dtype)
-                return te, ue, ua, flat(te, ua, args), cond_fn(te, ua)
+                    return te, ue, ue, f1, jnp.sign(g1)
+                ua = ravel_pytree(event.jump(te, unravel(ue), args))[0].astype(dtype)
+                fa = flat(te, ua, args)
+                return te, ue, ua, fa, side_sign(te, ua, fa, h_safe)
 
             def no_event(_):
-                return t_end, u1, u1, f1, g1
+                return t_end, u1, u1, f1, jnp.sign(g1)
 
             t_ev, u_ev, u_new, f_new, g_new = jax.lax.cond(fire, on_event, no_event, None)
             t_new = t_ev
