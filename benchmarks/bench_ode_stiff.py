@@ -60,7 +60,13 @@ def vdp_jac(t, y, mu):
 
 
 PROBLEMS = {
-    "Robertson": (robertson, robertson_jac, np.array([1.0, 0.0, 0.0]), np.array([0.04, 3e7, 1e4]), 1e5),
+    "Robertson": (
+        robertson,
+        robertson_jac,
+        np.array([1.0, 0.0, 0.0]),
+        np.array([0.04, 3e7, 1e4]),
+        1e5,
+    ),
     "VanderPol mu=1000": (vdp, vdp_jac, np.array([2.0, 0.0]), 1000.0, 3000.0),
 }
 
@@ -80,7 +86,12 @@ def run(name, rtol, atol, max_steps):
     f, jac, y0, args, t1 = PROBLEMS[name]
     fnp = _np_field(f, args)
     ref = solve_ivp(
-        fnp, (0, t1), y0, method="Radau", rtol=1e-12, atol=atol * 1e-4,
+        fnp,
+        (0, t1),
+        y0,
+        method="Radau",
+        rtol=1e-12,
+        atol=atol * 1e-4,
         jac=lambda t, y: jac(t, y, args),
     ).y[:, -1]
     rows = []
@@ -91,26 +102,59 @@ def run(name, rtol, atol, max_steps):
     @jax.jit
     def ds(y0_):
         return solve(
-            f, y0_, ts, jnp.asarray(args), solver=Kvaerno5(), rtol=rtol, atol=atol,
-            max_steps=max_steps, solution=True,
+            f,
+            y0_,
+            ts,
+            jnp.asarray(args),
+            solver=Kvaerno5(),
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            solution=True,
         )
 
     tm = timed(ds, jnp.asarray(y0), repeats=3, budget_s=20)
     sol = tm.out
     y = np.asarray(sol.ys[-1])
-    rows.append(("diffsim Kvaerno5", int(sol.accepted), int(sol.rejected), int(sol.nfev),
-                 int(sol.njev), error(name, y, ref), tm.median))
+    rows.append(
+        (
+            "diffsim Kvaerno5",
+            int(sol.accepted),
+            int(sol.rejected),
+            int(sol.nfev),
+            int(sol.njev),
+            error(name, y, ref),
+            tm.median,
+        )
+    )
 
     # scipy
     for method in ("Radau", "BDF"):
-        def sp():
-            return solve_ivp(fnp, (0, t1), y0, method=method, rtol=rtol, atol=atol,
-                             jac=lambda t, y: jac(t, y, args))
+
+        def sp(method=method):
+            return solve_ivp(
+                fnp,
+                (0, t1),
+                y0,
+                method=method,
+                rtol=rtol,
+                atol=atol,
+                jac=lambda t, y: jac(t, y, args),
+            )
 
         tm = timed(sp, repeats=3, budget_s=20)
         r = tm.out
-        rows.append((f"scipy {method}", len(r.t) - 1, -1, r.nfev, r.njev,
-                     error(name, r.y[:, -1], ref), tm.median))
+        rows.append(
+            (
+                f"scipy {method}",
+                len(r.t) - 1,
+                -1,
+                r.nfev,
+                r.njev,
+                error(name, r.y[:, -1], ref),
+                tm.median,
+            )
+        )
 
     # diffrax, its f evaluations counted on the host
     count = [0]
@@ -123,19 +167,35 @@ def run(name, rtol, atol, max_steps):
         @jax.jit
         def go(y0_):
             return diffrax.diffeqsolve(
-                diffrax.ODETerm(fn), diffrax.Kvaerno5(), 0.0, t1, None, y0_, args=jnp.asarray(args),
+                diffrax.ODETerm(fn),
+                diffrax.Kvaerno5(),
+                0.0,
+                t1,
+                None,
+                y0_,
+                args=jnp.asarray(args),
                 stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-                max_steps=max_steps, saveat=diffrax.SaveAt(t1=True),
+                max_steps=max_steps,
+                saveat=diffrax.SaveAt(t1=True),
             )
+
         return go
 
     go = dfx(f)
     tm = timed(go, jnp.asarray(y0), repeats=3, budget_s=20)
     out = tm.out
     jax.block_until_ready(dfx(counted)(jnp.asarray(y0)))
-    rows.append(("diffrax Kvaerno5", int(out.stats["num_accepted_steps"]),
-                 int(out.stats["num_rejected_steps"]), count[0], -1,
-                 error(name, np.asarray(out.ys[-1]), ref), tm.median))
+    rows.append(
+        (
+            "diffrax Kvaerno5",
+            int(out.stats["num_accepted_steps"]),
+            int(out.stats["num_rejected_steps"]),
+            count[0],
+            -1,
+            error(name, np.asarray(out.ys[-1]), ref),
+            tm.median,
+        )
+    )
     return rows
 
 
@@ -145,10 +205,15 @@ def main():
     a = parser.parse_args()
     cases = [("Robertson", 1e-6, 1e-10)]
     if not a.quick:
-        cases += [("Robertson", 1e-8, 1e-14), ("VanderPol mu=1000", 1e-6, 1e-8),
-                  ("VanderPol mu=1000", 1e-8, 1e-10)]
+        cases += [
+            ("Robertson", 1e-8, 1e-14),
+            ("VanderPol mu=1000", 1e-6, 1e-8),
+            ("VanderPol mu=1000", 1e-8, 1e-10),
+        ]
     print(machine_load())
-    head = f"{'solver':<18} {'steps':>6} {'rej':>5} {'nfev':>7} {'njev':>6} {'error':>9} {'time':>9}"
+    head = (
+        f"{'solver':<18} {'steps':>6} {'rej':>5} {'nfev':>7} {'njev':>6} {'error':>9} {'time':>9}"
+    )
     for name, rtol, atol in cases:
         print(f"\n{name}, rtol={rtol:g}, atol={atol:g}")
         rows = run(name, rtol, atol, max_steps=20000)
@@ -160,8 +225,10 @@ def main():
         for r in rows:
             rej = "-" if r[2] < 0 else str(r[2])
             njev = "-" if r[4] < 0 else str(r[4])
-            print(f"{r[0]:<18} {r[1]:>6} {rej:>5} {r[3]:>7} {njev:>6} {r[5]:>9.1e} "
-                  f"{r[6] * 1e3:>7.1f}ms  steps x{r[1] / base[1]:.2f}")
+            print(
+                f"{r[0]:<18} {r[1]:>6} {rej:>5} {r[3]:>7} {njev:>6} {r[5]:>9.1e} "
+                f"{r[6] * 1e3:>7.1f}ms  steps x{r[1] / base[1]:.2f}"
+            )
     print("\n" + machine_load())
 
 

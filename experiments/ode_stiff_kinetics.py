@@ -70,14 +70,26 @@ def run(cfg: Config, run) -> dict:
 
     sol = jax.jit(
         lambda k: solve(
-            robertson, y0, ts, k, solver=Kvaerno5(), rtol=cfg.rtol, atol=cfg.atol,
-            max_steps=cfg.max_steps, solution=True,
+            robertson,
+            y0,
+            ts,
+            k,
+            solver=Kvaerno5(),
+            rtol=cfg.rtol,
+            atol=cfg.atol,
+            max_steps=cfg.max_steps,
+            solution=True,
         )
     )(k)
     kn = np.asarray(cfg.rates)
     ref = solve_ivp(
-        lambda t, y: robertson(t, y, kn, xp=np), (0.0, cfg.t_end), np.asarray(y0),
-        method="Radau", t_eval=np.asarray(ts), rtol=1e-12, atol=1e-20,
+        lambda t, y: robertson(t, y, kn, xp=np),
+        (0.0, cfg.t_end),
+        np.asarray(y0),
+        method="Radau",
+        t_eval=np.asarray(ts),
+        rtol=1e-12,
+        atol=1e-20,
         jac=lambda t, y: robertson_jac(y, kn),
     )
     ys = np.asarray(sol.ys)
@@ -95,8 +107,13 @@ def run(cfg: Config, run) -> dict:
     @jax.jit
     def final(logk):
         return solve(
-            robertson, y0, jnp.array([0.0, cfg.t_end]), jnp.exp(logk),
-            solver=Kvaerno5(newton_tol=1e-4), rtol=cfg.grad_rtol, atol=cfg.atol * 1e-2,
+            robertson,
+            y0,
+            jnp.array([0.0, cfg.t_end]),
+            jnp.exp(logk),
+            solver=Kvaerno5(newton_tol=1e-4),
+            rtol=cfg.grad_rtol,
+            atol=cfg.atol * 1e-2,
             max_steps=4 * cfg.max_steps,
         )[-1]
 

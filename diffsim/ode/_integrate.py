@@ -310,9 +310,13 @@ def integrate_solution(
         h_safe = jnp.where(empty, jnp.ones_like(h), h)
         scale = atol + rtol * jnp.abs(jax.lax.stop_gradient(s.u))
         if implicit:
-            u1, err, f1, coeffs, conv, nf = solver.attempt(flat, s.t, s.u, args, h_safe, s.f0, scale)
+            u1, err, f1, coeffs, conv, nf = solver.attempt(
+                flat, s.t, s.u, args, h_safe, s.f0, scale
+            )
         else:
-            u1, err, f1, coeffs, conv, nf = _explicit_attempt(solver, flat, s.t, s.u, args, h_safe, s.f0)
+            u1, err, f1, coeffs, conv, nf = _explicit_attempt(
+                solver, flat, s.t, s.u, args, h_safe, s.f0
+            )
         u1 = jnp.where(empty, s.u, u1)
         f1 = jnp.where(empty, s.f0, f1)
         scaled = err / (atol + rtol * jnp.maximum(jnp.abs(s.u), jnp.abs(u1)))
@@ -423,4 +427,3 @@ def integrate_solution(
         t_steps=t_steps,
         interpolation=interp,
     )
-

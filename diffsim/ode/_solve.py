@@ -195,8 +195,20 @@ def solve(
                 f"strategy such as diffsim.BPTT() or Checkpointed(), got {grad!r}"
             )
         sol = _run_solution(
-            solver, f, y0, ts, args, rtol, atol, max_steps, dt0, controller, grad.grad, event,
-            dense, throw,
+            solver,
+            f,
+            y0,
+            ts,
+            args,
+            rtol,
+            atol,
+            max_steps,
+            dt0,
+            controller,
+            grad.grad,
+            event,
+            dense,
+            throw,
         )
         return sol if full else sol.ys
     integrator = _Integrator(solver, n, rtol, atol, max_steps, dt0, controller, throw)
@@ -209,8 +221,19 @@ def _run_solution(
     solver, f, y0, ts, args, rtol, atol, max_steps, dt0, controller, grad, event, dense, throw
 ) -> Solution:
     sol = integrate_solution(
-        solver, f, y0, ts, args, rtol=rtol, atol=atol, max_steps=max_steps, dt0=dt0,
-        controller=controller, grad=grad, event=event, dense=dense,
+        solver,
+        f,
+        y0,
+        ts,
+        args,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        dt0=dt0,
+        controller=controller,
+        grad=grad,
+        event=event,
+        dense=dense,
     )
     if not throw:
         return sol
