@@ -12,6 +12,7 @@ trajectory from the dense interpolant.
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +32,13 @@ class Config:
     rtol: float = dataclasses.field(default=1e-8, metadata={"min_exclusive": 0})
     atol: float = dataclasses.field(default=1e-10, metadata={"min_exclusive": 0})
     max_steps: int = dataclasses.field(default=400, metadata={"min": 1})
+    solvers: list[Literal["dopri5", "kvaerno5"]] = dataclasses.field(
+        default_factory=lambda: ["dopri5", "kvaerno5"]
+    )
+
+    def __post_init__(self):
+        if not self.solvers:
+            raise ValueError("key 'solvers' must name at least one solver")
 
 
 def analytic_times(p, g, n):
@@ -72,7 +80,9 @@ def run(cfg: Config, run) -> dict:
     metrics: dict = {}
     jac_exact = np.asarray(jax.jacobian(lambda p: analytic_times(p, g, n))(p))
     sols, jacs = {}, {}
-    for name, solver in [("dopri5", Dopri5()), ("kvaerno5", Kvaerno5())]:
+    all_solvers = {"dopri5": Dopri5(), "kvaerno5": Kvaerno5()}
+    for name in cfg.solvers:
+        solver = all_solvers[name]
         sol = jax.jit(solution, static_argnums=1)(p, solver)
         sols[name] = sol
         times = jax.jit(lambda p, s=solver: solution(p, s).t_events[:n])
@@ -92,17 +102,18 @@ def run(cfg: Config, run) -> dict:
     metrics["dt10_de"] = float(jac_exact[-1, 1])
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    sol = sols["dopri5"]
+    first = cfg.solvers[0]
+    sol = sols[first]
     tq = jnp.linspace(0.0, t_end, 2000)
     xq = np.asarray(jax.vmap(sol.evaluate)(tq))[:, 0]
-    axes[0].plot(np.asarray(tq), xq, lw=1.2, label="dense interpolant (Dopri5)")
+    axes[0].plot(np.asarray(tq), xq, lw=1.2, label=f"dense interpolant ({first})")
     axes[0].plot(np.asarray(sol.t_events[:n]), np.zeros(n), "rv", label="events")
     axes[0].set_xlabel("t (s)")
     axes[0].set_ylabel("height x (m)")
     axes[0].set_title(f"h0 = {cfg.height} m, e = {cfg.restitution}")
     axes[0].legend()
     k = np.arange(1, n + 1)
-    jac = jacs["dopri5"]
+    jac = jacs[first]
     axes[1].plot(k, jac[:, 0], "o", label="d t_k / d h0 (s/m), events")
     axes[1].plot(k, jac_exact[:, 0], "k-", lw=0.8, label="analytic")
     axes[1].plot(k, jac[:, 1], "s", label="d t_k / d e (s), events")
