@@ -331,6 +331,7 @@ def integrate_solution(
         t_ev, u_ev = s.t, s.u
         extra = jnp.zeros((), jnp.int32)
         if event is not None:
+            jump = event.jump
             g1 = cond_fn(t_end, u1)
             thetas = jnp.arange(1, _SAMPLES + 1, dtype=dtype) / _SAMPLES
             rs = jax.vmap(lambda th: cond_fn(s.t + th * h_safe, _poly(coeffs, th)))(thetas[:-1])
@@ -354,9 +355,9 @@ def integrate_solution(
                 theta, _ = implicit_root(residual, jnp.asarray(0.5, dtype), _illinois, bracket)
                 te = s.t + theta * h_safe
                 ue = _poly(coeffs, theta)
-                if event.jump is None:
+                if jump is None:
                     return te, ue, ue, f1, jnp.sign(g1)
-                ua = ravel_pytree(event.jump(te, unravel(ue), args))[0].astype(dtype)
+                ua = ravel_pytree(jump(te, unravel(ue), args))[0].astype(dtype)
                 fa = flat(te, ua, args)
                 return te, ue, ua, fa, side_sign(te, ua, fa, h_safe)
 

@@ -50,7 +50,7 @@ def _root(residual, find, z0, data, consts):
 
 
 def _root_fwd(residual, find, z0, data, consts):
-    z, aux = _root(residual, find, z0, data, consts)
+    z, aux = find(lambda x: residual(x, *consts), jax.lax.stop_gradient(z0), data)
     return (z, aux), (z, z0, data, consts)
 
 

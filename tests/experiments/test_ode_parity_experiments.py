@@ -39,5 +39,5 @@ def test_ode_stiff_kinetics_full(tmp_path):
     assert metrics["max_rel_error_vs_radau"] < 1e-6
     assert metrics["grad_rel_error_vs_fd"] < 1e-4
     assert metrics["step_size_max"] / metrics["step_size_min"] > 1e8
-    assert metrics["accepted_steps"] < 400
+    assert metrics["accepted_steps"] < 600
     assert (run_dir / "robertson.png").stat().st_size > 10_000
