@@ -228,6 +228,7 @@ def _lif(p, t_end=3.5):
     return sol.t_events, sol.n_events
 
 
+@pytest.mark.slow
 def test_lif_spike_time_gradients_against_finite_differences():
     p = jnp.array([0.5, 1.6, 3.0])
     spikes = jax.jit(lambda p: _lif(p)[0][:6])
@@ -244,6 +245,7 @@ def test_lif_spike_time_gradients_against_finite_differences():
     np.testing.assert_allclose(jac, fd, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_pendulum_reaching_an_angle():
     """A pendulum at 0.3 rad pushed with angular speed w0 reaches 1 rad: the solve stops."""
     field = lambda t, y, a: jnp.stack([y[1], -a * jnp.sin(y[0])])
@@ -332,6 +334,7 @@ def test_dense_output_order(solver, order):
     assert np.all(slopes > order + 0.5), (errs, slopes)
 
 
+@pytest.mark.slow
 def test_dense_output_gradient_against_finite_differences():
     f = lambda t, y, k: jnp.stack([y[1], -k * y[0]])
 
