@@ -18,6 +18,12 @@ subclass. `diffsim.Reversible(inverse)` is accepted too, with `inverse(y_next, (
 y`. Adaptive `Dopri5` solves (no `dt`) run a bounded rollout of `max_steps` attempts and
 take BPTT, Checkpointed, DiscreteAdjoint and ContinuousAdjoint.
 
+Stiff problems: `Kvaerno5()` (L-stable ESDIRK 5(4), simplified Newton with one LU per step,
+stage roots differentiated by the implicit function theorem). Events: `solve(..., event=
+Event(condition, jump=..., direction=...))` stops or resets at zero crossings found on the
+step interpolant, with exact gradients of event times. `solve(..., dense=True)` gives a
+`Solution` whose `evaluate(t)` interpolates (Dopri5's 4th-order extension, Hermite else).
+
 Stability: `stability_function(solver, z)` gives R(z) (z = h lambda), `is_stable(solver, h, lam)`,
 `stability_region` a grid of |R| and `plot_stability_regions` the |R| = 1 contours.
 """
@@ -43,6 +49,16 @@ from ._explicit import (
     Heun as Heun,
     Midpoint as Midpoint,
 )
+from ._implicit import (
+    AbstractImplicitSolver as AbstractImplicitSolver,
+    Kvaerno5 as Kvaerno5,
+)
+from ._integrate import (
+    DenseInterpolation as DenseInterpolation,
+    Event as Event,
+    Solution as Solution,
+)
+from ._root import implicit_root as implicit_root
 from ._solve import solve as solve
 from ._stability import (
     is_stable as is_stable,

@@ -87,7 +87,7 @@ def _scaled(err, y0, y1, rtol, atol):
 
 
 def initial_step(
-    solver: AbstractAdaptiveRK,
+    solver: Any,  # any solver with an `error_order`
     f: VectorField,
     t0: Scalar,
     y0: PyTree,

@@ -17,6 +17,8 @@ from ._adjoint import AbstractSolveGradient, PerStep
 from ._base import AbstractAdaptiveRK, AbstractSolver, VectorField
 from ._explicit import RK4
 from ._fixed import integrate_fixed, steps_per_interval
+from ._implicit import AbstractImplicitSolver
+from ._integrate import Event, Solution, integrate_solution
 
 _GRADS = (
     "BPTT(), Checkpointed(), DiscreteAdjoint(), Reversible(inverse), ReversibleSolve() "
@@ -85,14 +87,20 @@ def solve(
     dt0: float | None = None,
     controller: PIController = _PI,
     throw: bool = True,
-) -> PyTree:
+    event: Event | None = None,
+    dense: bool = False,
+    solution: bool = False,
+) -> PyTree | Solution:
     """Gives the solution of dy/dt = f(t, y, args), y(ts[0]) = y0, at the times `ts`.
 
     Fixed steps (every solver, `dt=` or `n_steps=`): each interval between consecutive
     times in `ts` is split into n equal steps, n = ceil(max interval / dt) (so with
     uniform `ts` whose spacing is a multiple of `dt`, every step is exactly `dt`).
-    Adaptive steps (`Dopri5()` with neither `dt` nor `n_steps`): a PI controller keeps the
-    local error below `atol + rtol |y|`, with at most `max_steps` attempts in total.
+    Adaptive steps (`Dopri5()` or the implicit `Kvaerno5()` with neither `dt` nor
+    `n_steps`): a PI controller keeps the local error below `atol + rtol |y|`, with at most
+    `max_steps` attempts in total. Adaptive solves can also find events (`event=`), keep a
+    dense interpolant (`dense=True`) and count steps and evaluations (`solution=True`);
+    then `solve` gives a `Solution` instead of the states alone.
 
     **Arguments:**
 
@@ -103,7 +111,7 @@ def solve(
     - `ts`: increasing times, shape (m,), m >= 1; `ts[0]` is the initial time.
     - `args`: passed to `f`; its floating arrays are differentiated.
     - `solver`: `Euler()`, `Midpoint()`, `Heun()`, `RK4()`, `Dopri5()`, `SymplecticEuler()`,
-      `Leapfrog()`.
+      `Leapfrog()`, `Kvaerno5()` (implicit, for stiff problems).
     - `dt`: fixed step size (> 0); needs concrete `ts` and `dt`. Under `jit` with traced
       `ts`, pass `n_steps` (steps per interval) instead.
     - `grad`: the gradient strategy: the rollout strategies `diffsim.BPTT()`,
@@ -118,9 +126,19 @@ def solve(
     - `controller`: the step-size controller for adaptive steps.
     - `throw`: if the adaptive solve runs out of `max_steps`, raise (under jit, through
       `eqx.error_if`); with `throw=False` the states not reached are NaN.
+    - `event`: an `Event` (zero crossings of a condition: stop, or jump and continue);
+      adaptive steps only. Its times and their gradients are exact on the interpolant.
+    - `dense`: keep the interpolant of every step (`Solution.evaluate(t)`): Dopri5's
+      4th-order continuous extension, cubic Hermite for `Kvaerno5`.
+    - `solution`: give a `Solution` (counts of steps, f and Jacobian evaluations, step
+      times) even without `event` or `dense`.
+
+    With `event`, `dense` or an implicit solver the gradient strategy must be a rollout
+    strategy (`diffsim.BPTT()`, `Checkpointed()`, ...): BPTT through the accepted steps,
+    with implicit stages and event times differentiated by the implicit function theorem.
 
     **Returns:** the states at `ts`: the structure of `y0`, every leaf with a leading
-    axis of length m (`ys[0]` is `y0`).
+    axis of length m (`ys[0]` is `y0`); a `Solution` with `event`, `dense` or `solution`.
 
     **Raises:** `ValueError` naming the argument for dt <= 0, ts not strictly increasing,
     NaN in y0, rtol/atol <= 0, a strategy the solver cannot use; under jit the checks
@@ -146,10 +164,19 @@ def solve(
         return jtu.tree_map(lambda a: a[None], y0)
 
     adaptive = dt is None and n_steps is None
-    if adaptive and not isinstance(solver, AbstractAdaptiveRK):
+    adaptive_solver = isinstance(solver, AbstractAdaptiveRK | AbstractImplicitSolver)
+    if adaptive and not adaptive_solver:
         raise ValueError(
             f"solve: {type(solver).__name__} has fixed steps: pass dt= (or n_steps=); "
-            "only Dopri5() adapts its steps"
+            "only Dopri5() and Kvaerno5() adapt their steps"
+        )
+    if event is not None and not isinstance(event, Event):
+        raise TypeError(f"solve: event must be an Event, got {event!r}")
+    full = event is not None or dense or solution
+    if full and not adaptive:
+        raise ValueError(
+            "solve: event=, dense=True and solution=True need adaptive steps "
+            f"(Dopri5() or Kvaerno5() without dt or n_steps), got dt={dt!r}, n_steps={n_steps!r}"
         )
     if adaptive:
         rtol = _check_positive(rtol, "rtol")
@@ -161,6 +188,29 @@ def solve(
         n = None
     else:
         n = steps_per_interval(ts if ts_np is None else ts_np, dt, n_steps)
+    if adaptive and (full or isinstance(solver, AbstractImplicitSolver)):
+        if not isinstance(grad, PerStep):
+            raise ValueError(
+                "solve: with event=, dense=True or an implicit solver, grad must be a rollout "
+                f"strategy such as diffsim.BPTT() or Checkpointed(), got {grad!r}"
+            )
+        sol = _run_solution(
+            solver,
+            f,
+            y0,
+            ts,
+            args,
+            rtol,
+            atol,
+            max_steps,
+            dt0,
+            controller,
+            grad.grad,
+            event,
+            dense,
+            throw,
+        )
+        return sol if full else sol.ys
     integrator = _Integrator(solver, n, rtol, atol, max_steps, dt0, controller, throw)
 
     try:
@@ -170,6 +220,50 @@ def solve(
         if not ours:
             raise
         raise RuntimeError(ours[0][ours[0].index("solve: ") :]) from e
+
+
+@eqx.filter_jit
+def _run_solution(
+    solver, f, y0, ts, args, rtol, atol, max_steps, dt0, controller, grad, event, dense, throw
+) -> Solution:
+    sol = integrate_solution(
+        solver,
+        f,
+        y0,
+        ts,
+        args,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        dt0=dt0,
+        controller=controller,
+        grad=grad,
+        event=event,
+        dense=dense,
+    )
+    if not throw:
+        return sol
+    last = jtu.tree_leaves(jtu.tree_map(lambda a: a[-1], sol.ys))
+    done = sol.terminated | jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in last]))
+    ys = jtu.tree_map(
+        lambda a: eqx.error_if(
+            a,
+            jnp.logical_not(done),
+            f"solve: max_steps={max_steps} attempts were used up before ts[-1] was "
+            "reached; raise max_steps or loosen rtol/atol",
+        ),
+        sol.ys,
+    )
+    if event is not None:
+        ys = jtu.tree_map(
+            lambda a: eqx.error_if(
+                a,
+                sol.n_events > event.max_events,
+                f"solve: more than Event.max_events={event.max_events} events; raise it",
+            ),
+            ys,
+        )
+    return eqx.tree_at(lambda s: s.ys, sol, ys)
 
 
 def _check_ts(ts):
