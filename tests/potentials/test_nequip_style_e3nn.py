@@ -52,7 +52,7 @@ def energy_forces(model, r, s):
     return e, -g
 
 
-def test_e3_equivariance_and_permutation():
+def test_e3_equivariance_and_forces_against_finite_differences():
     model = small_model()
     r, s = cluster()
     e, f = energy_forces(model, r, s)
@@ -68,12 +68,8 @@ def test_e3_equivariance_and_permutation():
         np.testing.assert_allclose(f2, (f @ Q.T)[perm], atol=1e-11)
     # Not invariant by using scalars only: the first layer carries l = 1 and 2 features.
     assert {ir.l for _, ir in model.interactions[0].irreps_out} == {0, 1, 2}
-
-
-def test_forces_match_finite_differences():
-    # Central differences of E along random directions and single coordinates against
-    # the forces, through the one compiled `energy_forces` (no second compilation).
-    model = small_model()
+    # Forces against central differences of E along random directions and single
+    # coordinates, through the one compiled `energy_forces` (one test: one compilation).
     r, s = cluster(seed=3)
     _, f = energy_forces(model, r, s)
     rng = np.random.default_rng(0)
