@@ -57,6 +57,12 @@ from ._neighbors import (
     reallocate as reallocate,
     update_neighbors as update_neighbors,
 )
+from ._npt import (
+    NPT as NPT,
+    LennardJonesTail as LennardJonesTail,
+    NPTState as NPTState,
+    scale_space as scale_space,
+)
 from ._observables import (
     check_positions as check_positions,
     kinetic_energy as kinetic_energy,

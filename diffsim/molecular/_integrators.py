@@ -269,7 +269,7 @@ def simulate(
 
     **Arguments:**
 
-    - `integrator`: `NVE(...)` or `Langevin(...)`.
+    - `integrator`: `NVE(...)`, `Langevin(...)` or `NPT(...)`.
     - `state`: from `integrator.init(...)`.
     - `steps`: number of steps, >= 0.
     - `key`: PRNG key, required by `Langevin` (keyword-only).
@@ -287,9 +287,12 @@ def simulate(
         raise ValueError(f"simulate: steps must be an int >= 0, got {steps!r}")
     if chunk < 1:
         raise ValueError(f"simulate: chunk must be >= 1, got {chunk}")
-    needs_key = isinstance(integrator, Langevin)
+    # Stochastic steps (Langevin, NPT) take a PRNG key per step as their input.
+    needs_key = isinstance(integrator, Langevin) or getattr(integrator, "stochastic", False)
     if needs_key and key is None:
-        raise ValueError("simulate: Langevin needs key=jax.random.key(...)")
+        raise ValueError(
+            f"simulate: {type(integrator).__name__} needs key=jax.random.key(...)"
+        )
     outs = []
     done = 0
     while done < steps:
@@ -309,7 +312,11 @@ def simulate(
                 )
             # The overflowed list still counted the pairs it could not hold: size by it.
             nbrs = reallocate(new.neighbors, state.positions)
-            state = integrator.init(state.positions, state.velocities, nbrs)
+            restart = getattr(integrator, "restart", None)
+            if restart is not None:  # a state with more than positions and velocities (NPT)
+                state = restart(state, nbrs)
+            else:
+                state = integrator.init(state.positions, state.velocities, nbrs)
         # One device-to-host read per chunk: positions, velocities, forces and every
         # step's energies (a blown-up system can keep finite positions with infinite
         # kinetic energy).
