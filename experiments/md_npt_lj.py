@@ -107,7 +107,8 @@ def validate(cfg: Config) -> None:
 
 def _pairs_within(positions, lengths, rc):
     d = positions[:, None, :] - positions[None, :, :]
-    d = d - lengths * jnp.round(d / lengths)
+    L = lengths[None, None, :]
+    d = d - L * jnp.round(d / L)
     r2 = jnp.sum(d * d, -1)
     n = positions.shape[0]
     mask = (r2 < rc * rc) & ~jnp.eye(n, dtype=bool)

@@ -123,7 +123,7 @@ class EMT(AbstractEnergy):
 
     def __call__(
         self,
-        positions: Float[Array, "n d"],
+        positions: Float[Array | np.ndarray, "n d"],
         neighbors: NeighborList | None = None,
         *,
         space: AbstractSpace | None = None,
@@ -192,9 +192,9 @@ def _image_shifts(space, cutoff):
 
 def _gammas(s0, eta2, kappa):
     nn = jnp.asarray([12.0, 6.0, 24.0], s0.dtype)
-    r = BETA * s0[:, None] * jnp.sqrt(jnp.asarray([1.0, 2.0, 3.0], s0.dtype))
+    r = BETA * s0[:, None] * jnp.sqrt(jnp.asarray([1.0, 2.0, 3.0], s0.dtype))[None, :]
     w = 1.0 / (1.0 + jnp.exp(ACUT * (r - RC)))
-    x = nn * w / 12.0
+    x = nn[None, :] * w / 12.0
     gamma1 = jnp.sum(x * jnp.exp(-eta2[:, None] * (r - BETA * s0[:, None])), axis=1)
     gamma2 = jnp.sum(x * jnp.exp(-kappa[:, None] / BETA * (r - BETA * s0[:, None])), axis=1)
     return gamma1, gamma2

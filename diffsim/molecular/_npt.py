@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_positive, is_concrete
-from .._custom_types import Array, Float, PRNGKeyArray, Scalar
+from .._custom_types import Array, Float, PRNGKeyArray, RealScalarLike, Scalar
 from ._integrators import _check_dt
 from ._neighbors import NeighborList, neighbor_list
 from ._potentials import AbstractEnergy
@@ -159,13 +159,13 @@ class NPT(eqx.Module):
     """
 
     energy_fn: Callable
-    dt: float
-    kT: float
-    pressure: float
-    gamma: float = 1.0
-    barostat_time: float = 1.0
-    barostat_gamma: float = 1.0
-    mass: float | Array = 1.0
+    dt: RealScalarLike
+    kT: RealScalarLike
+    pressure: RealScalarLike
+    gamma: RealScalarLike = 1.0
+    barostat_time: RealScalarLike = 1.0
+    barostat_gamma: RealScalarLike = 1.0
+    mass: RealScalarLike | Array = 1.0
     stochastic = True  # simulate() gives the step PRNG keys
 
     def __check_init__(self):
@@ -287,8 +287,8 @@ class LennardJonesTail(AbstractEnergy):
     n: int = eqx.field(static=True)
     space: AbstractSpace
     cutoff: float = eqx.field(static=True)
-    sigma: float = 1.0
-    epsilon: float = 1.0
+    sigma: RealScalarLike = 1.0
+    epsilon: RealScalarLike = 1.0
 
     def __check_init__(self):
         if not (math.isfinite(self.cutoff) and self.cutoff > 0):
