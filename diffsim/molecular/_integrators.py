@@ -250,15 +250,15 @@ def _chunk(integrator, state, xs, length, grad):
 
 
 def simulate(
-    integrator: AbstractIntegrator,
-    state: MDState,
+    integrator: eqx.Module,
+    state: eqx.Module,
     steps: int,
     *,
     key: PRNGKeyArray | None = None,
     chunk: int = 1000,
     grad: AbstractGradient = BPTT(),
     max_reallocations: int = 10,
-) -> tuple[MDState, dict]:
+) -> tuple[eqx.Module, dict]:
     """Gives the state after `steps` steps and the per-step outputs, never overflowed.
 
     Runs `rollout` over chunks of `chunk` steps; after each chunk it checks the
@@ -270,7 +270,7 @@ def simulate(
     **Arguments:**
 
     - `integrator`: `NVE(...)`, `Langevin(...)` or `NPT(...)`.
-    - `state`: from `integrator.init(...)`.
+    - `state`: from `integrator.init(...)` (an `MDState`, or an `NPTState` for `NPT`).
     - `steps`: number of steps, >= 0.
     - `key`: PRNG key, required by `Langevin` (keyword-only).
     - `chunk`: steps per jitted rollout between checks.

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_positive, is_concrete
-from .._custom_types import Array, Float, PRNGKeyArray, RealScalarLike, Scalar
+from .._custom_types import Array, ArrayLike, Float, PRNGKeyArray, Scalar
 from ._integrators import _check_dt
 from ._neighbors import NeighborList, neighbor_list
 from ._potentials import AbstractEnergy
@@ -159,13 +159,13 @@ class NPT(eqx.Module):
     """
 
     energy_fn: Callable
-    dt: RealScalarLike
-    kT: RealScalarLike
-    pressure: RealScalarLike
-    gamma: RealScalarLike = 1.0
-    barostat_time: RealScalarLike = 1.0
-    barostat_gamma: RealScalarLike = 1.0
-    mass: RealScalarLike | Array = 1.0
+    dt: ArrayLike
+    kT: ArrayLike
+    pressure: ArrayLike
+    gamma: ArrayLike = 1.0
+    barostat_time: ArrayLike = 1.0
+    barostat_gamma: ArrayLike = 1.0
+    mass: ArrayLike = 1.0
     stochastic = True  # simulate() gives the step PRNG keys
 
     def __check_init__(self):
@@ -278,8 +278,10 @@ class LennardJonesTail(AbstractEnergy):
 
     E_tail = (8/3) pi N^2 / V epsilon sigma^3 [(sigma/rc)^9 / 3 - (sigma/rc)^3], the
     energy of the pairs beyond rc when g(r) = 1 there (3-D). Added to a truncated LJ
-    energy it gives the standard tail-corrected energy and, through the strain
-    derivative, the tail pressure.
+    energy it gives the standard tail-corrected energy; its strain derivative gives
+    -dE_tail/dV = E_tail / V, which is the usual virial tail pressure minus the
+    impulsive term (2 pi / 3) rho^2 rc^3 u(rc) of the truncation: the pressure
+    correction of the truncated-potential ensemble (as NPT Monte Carlo uses it).
 
     **Arguments:** `n` atoms, `space` (periodic), `cutoff` rc, `sigma`, `epsilon`.
     """
@@ -287,8 +289,8 @@ class LennardJonesTail(AbstractEnergy):
     n: int = eqx.field(static=True)
     space: AbstractSpace
     cutoff: float = eqx.field(static=True)
-    sigma: RealScalarLike = 1.0
-    epsilon: RealScalarLike = 1.0
+    sigma: ArrayLike = 1.0
+    epsilon: ArrayLike = 1.0
 
     def __check_init__(self):
         if not (math.isfinite(self.cutoff) and self.cutoff > 0):

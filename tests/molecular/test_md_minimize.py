@@ -87,6 +87,7 @@ def test_neighbor_list_and_overflow_reallocation():
 def test_gradient_through_fire_steps_matches_finite_differences():
     r0 = perturbed_lj13(1)
 
+    @jax.jit
     def relaxed_energy(sigma):
         energy = md.lennard_jones(md.FreeSpace(), sigma=sigma, cutoff=md.NoCutoff())
         fire = md.FIRE(energy, dt_start=0.005, dt_max=0.02)
