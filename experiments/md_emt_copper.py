@@ -70,13 +70,16 @@ def run(cfg: Config, run) -> dict:
     import matplotlib.pyplot as plt
     from ase import units
     from ase.calculators.emt import EMT as AseEMT
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
     from ase.md.verlet import VelocityVerlet
 
     if not cfg.float64:
         raise ValueError("md_emt_copper compares with ASE to 1e-10: set float64 = true")
     metrics = {}
-    run.log("| structure | atoms | ASE energy (eV) | |dE| (eV) | max |dF| (eV/A) | max |dstress| (eV/A^3) |")
+    run.log(
+        "| structure | atoms | ASE energy (eV) | |dE| (eV) | max |dF| (eV/A) "
+        "| max |dstress| (eV/A^3) |"
+    )
     run.log("| --- | --- | --- | --- | --- | --- |")
     worst = {"energy": 0.0, "forces": 0.0, "stress": 0.0}
     for label, (atoms, use_list) in _structures(cfg).items():
@@ -103,9 +106,7 @@ def run(cfg: Config, run) -> dict:
     from ase.build import bulk
 
     atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(cfg.md_repeat)
-    MaxwellBoltzmannDistribution(
-        atoms, temperature_K=cfg.temperature_K, rng=np.random.default_rng(cfg.seed)
-    )
+    thermalize_momenta(atoms, cfg.temperature_K, rng=np.random.default_rng(cfg.seed))
     Stationary(atoms)
     r0, v0 = atoms.positions.copy(), atoms.get_velocities().copy()
     mass = float(atoms.get_masses()[0])
@@ -176,4 +177,3 @@ def run(cfg: Config, run) -> dict:
     plt.close("all")
     run.log(str(metrics))
     return metrics
-

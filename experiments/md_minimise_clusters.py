@@ -15,7 +15,6 @@ import dataclasses
 import itertools
 import time
 
-import jax
 import jax.numpy as jnp
 import matplotlib
 import numpy as np

@@ -100,7 +100,9 @@ class Config:
 
 def validate(cfg: Config) -> None:
     if not cfg.densities or any(not 0.3 <= d <= 1.0 for d in cfg.densities):
-        raise ValueError(f"densities must be liquid-branch values in [0.3, 1.0], got {cfg.densities}")
+        raise ValueError(
+            f"densities must be liquid-branch values in [0.3, 1.0], got {cfg.densities}"
+        )
     if cfg.production_steps // cfg.sample_every < 2 * cfg.blocks:
         raise ValueError("production_steps / sample_every must give at least 2 frames per block")
 
@@ -118,7 +120,9 @@ def _pairs_within(positions, lengths, rc):
 def _block_stats(values, weights, blocks, fn):
     """fn(values, weights) on all frames, and its standard error over contiguous blocks."""
     full = fn(values, weights)
-    parts = [fn(v, w) for v, w in zip(np.array_split(values, blocks), np.array_split(weights, blocks))]
+    parts = [
+        fn(v, w) for v, w in zip(np.array_split(values, blocks), np.array_split(weights, blocks))
+    ]
     return full, float(np.std(parts, ddof=1) / np.sqrt(blocks))
 
 
@@ -148,9 +152,7 @@ def run(cfg: Config, run) -> dict:
     for k, rho_target in enumerate(cfg.densities):
         P = float(jzg_pressure(rho_target, cfg.kT))
         r, box = md.lattice(cfg.n, rho_target, dtype=dtype)
-        energy = md.lennard_jones(box, cutoff=md.Shifted(rc)) + md.LennardJonesTail(
-            cfg.n, box, rc
-        )
+        energy = md.lennard_jones(box, cutoff=md.Shifted(rc)) + md.LennardJonesTail(cfg.n, box, rc)
         nbrs = md.neighbor_list(r, box, rc, skin=cfg.skin)
         npt = md.NPT(
             energy,
@@ -195,9 +197,7 @@ def run(cfg: Config, run) -> dict:
         p_mean, p_err = _block_stats(p_all, np.ones_like(p_all), cfg.blocks, _mean)
         kap, kap_err = _block_stats(vol_frames, w, cfg.blocks, _kappa(cfg.kT))
         kap_eos = jzg_compressibility(rho_eos, cfg.kT)
-        rows.append(
-            (P, rho_eos, rho_lj, rho_lj_err, rho_ts, p_mean, p_err, kap, kap_err, kap_eos)
-        )
+        rows.append((P, rho_eos, rho_lj, rho_lj_err, rho_ts, p_mean, p_err, kap, kap_err, kap_eos))
         traces[rho_target] = vol_all
         tag = f"rho{rho_target:g}"
         metrics |= {
@@ -244,7 +244,9 @@ def run(cfg: Config, run) -> dict:
                 title=f"LJ equation of state, T* = {cfg.kT}")  # fmt: skip
     axes[0].legend()
     for rho_target, vol in traces.items():
-        axes[1].plot(np.arange(len(vol)) * cfg.dt, cfg.n / vol, lw=0.5, label=f"rho* = {rho_target}")
+        axes[1].plot(
+            np.arange(len(vol)) * cfg.dt, cfg.n / vol, lw=0.5, label=f"rho* = {rho_target}"
+        )
     axes[1].set(xlabel="time (LJ units)", ylabel="density (sigma^-3)", title="NPT density")
     axes[1].legend()
     run.save_figure(fig, "eos.png")

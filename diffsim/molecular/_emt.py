@@ -140,8 +140,7 @@ class EMT(AbstractEnergy):
             raise ValueError(f"EMT: positions must have shape (n, 3), got {positions.shape}")
         if n != self.species.shape[0]:
             raise ValueError(
-                f"EMT: positions has {n} atoms but the energy was built for "
-                f"{self.species.shape[0]}"
+                f"EMT: positions has {n} atoms but the energy was built for {self.species.shape[0]}"
             )
         dtype = positions.dtype
         if neighbors is None:
@@ -217,14 +216,20 @@ def _emt_energy(table, species, a, b, r2, valid, n):
     sb = species[jnp.minimum(b, n - 1)]
     chi = n0[sb] / n0[sa]
     seg = jnp.where(inside, a, n)
-    sigma1 = jnp.zeros((n + 1,), dtype).at[seg].add(
-        chi * w * jnp.exp(-eta2[sb] * (r - BETA * s0[sb]))
-    )[:n]
+    sigma1 = (
+        jnp.zeros((n + 1,), dtype)
+        .at[seg]
+        .add(chi * w * jnp.exp(-eta2[sb] * (r - BETA * s0[sb])))[:n]
+    )
     # Ordered pairs count each unordered pair twice: half the pair term from each side.
     c = -0.5 * V0 / gamma2
-    pair = 0.5 * w * (
-        c[sa] * chi * jnp.exp(-kappa[sb] * (r / BETA - s0[sb]))
-        + c[sb] / chi * jnp.exp(-kappa[sa] * (r / BETA - s0[sa]))
+    pair = (
+        0.5
+        * w
+        * (
+            c[sa] * chi * jnp.exp(-kappa[sb] * (r / BETA - s0[sb]))
+            + c[sb] / chi * jnp.exp(-kappa[sa] * (r / BETA - s0[sa]))
+        )
     )
     e_pair = jnp.sum(jnp.where(inside, pair, 0.0))
     s = species

@@ -290,9 +290,7 @@ def simulate(
     # Stochastic steps (Langevin, NPT) take a PRNG key per step as their input.
     needs_key = isinstance(integrator, Langevin) or getattr(integrator, "stochastic", False)
     if needs_key and key is None:
-        raise ValueError(
-            f"simulate: {type(integrator).__name__} needs key=jax.random.key(...)"
-        )
+        raise ValueError(f"simulate: {type(integrator).__name__} needs key=jax.random.key(...)")
     outs = []
     done = 0
     while done < steps:

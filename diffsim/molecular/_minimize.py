@@ -267,7 +267,11 @@ def _run_chunk(minimizer, state, fmax, length):
         keep = done | _overflowed(s)
         new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), s, new)
         f = _fmax(new.forces)
-        return (new, done | ((f <= fmax) & ~_overflowed(new))), {"energy": new.energy, "fmax": f, "active": ~keep}
+        return (new, done | ((f <= fmax) & ~_overflowed(new))), {
+            "energy": new.energy,
+            "fmax": f,
+            "active": ~keep,
+        }
 
     done0 = _fmax(state.forces) <= fmax
     (state, _), outs = jax.lax.scan(body, (state, done0), None, length=length)
@@ -349,9 +353,7 @@ def minimize(
             state = minimizer.init(new.positions, nbrs)
         active = np.asarray(outs["active"])
         taken = int(active.sum())
-        if not np.all(np.isfinite(np.asarray(new.positions))) or not np.isfinite(
-            float(new.energy)
-        ):
+        if not np.all(np.isfinite(np.asarray(new.positions))) or not np.isfinite(float(new.energy)):
             raise ValueError(
                 f"minimize: NaN or inf after {steps + taken} iterations; check for "
                 "overlapping atoms or reduce FIRE's dt_max"

@@ -75,17 +75,13 @@ def _energy_forces_virial(energy_fn, positions, space, neighbors):
         return energy_fn(r * s, neighbors, space=scale_space(space, s)).astype(r.dtype)
 
     def compute():
-        e, (g, w) = jax.value_and_grad(u, argnums=(0, 1))(
-            positions, jnp.zeros((), positions.dtype)
-        )
+        e, (g, w) = jax.value_and_grad(u, argnums=(0, 1))(positions, jnp.zeros((), positions.dtype))
         return e, -g, w
 
     if neighbors is None:
         return compute()
     z = jnp.zeros((), positions.dtype)
-    return jax.lax.cond(
-        neighbors.overflow, lambda: (z, jnp.zeros_like(positions), z), compute
-    )
+    return jax.lax.cond(neighbors.overflow, lambda: (z, jnp.zeros_like(positions), z), compute)
 
 
 def _update_neighbors(nbrs, positions, space):
