@@ -49,6 +49,7 @@ def test_neighbor_list_path_256_atoms():
     compare(a, use_list=True)
 
 
+@pytest.mark.slow  # ~10 s at load 2; the default tier keeps the ASE comparison
 def test_free_cluster_and_isolated_atom():
     c = Icosahedron("Cu", 2)
     c.numbers[::4] = 46
@@ -63,6 +64,7 @@ def test_free_cluster_and_isolated_atom():
     assert np.all(np.isfinite(g)) and np.all(g[-1] == 0)
 
 
+@pytest.mark.slow  # ~10 s at load 2; the default tier keeps the ASE comparison
 def test_stress_equals_strain_finite_differences():
     a = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
     a.rattle(0.05, seed=5)
@@ -70,25 +72,28 @@ def test_stress_equals_strain_finite_differences():
     emt = md.EMT(a.numbers.tolist(), box)
     r = jnp.asarray(a.positions)
     s = np.asarray(md.stress(emt, r, box))
+    strained = jax.jit(lambda F: emt(r @ F.T, space=box.deform(F)))
     h = 1e-5
     fd = np.zeros((3, 3))
     for i in range(3):
         for j in range(3):
             e = np.zeros((3, 3))
             e[i, j] = e[j, i] = h / (1 if i == j else 2)
-            up = emt(r @ (np.eye(3) + e).T, space=box.deform(jnp.eye(3) + e))
-            dn = emt(r @ (np.eye(3) - e).T, space=box.deform(jnp.eye(3) - e))
+            up = strained(jnp.eye(3) + e)
+            dn = strained(jnp.eye(3) - e)
             fd[i, j] = float(up - dn) / (2 * h) / float(box.volume())
     np.testing.assert_allclose(s, fd, rtol=0, atol=1e-8)
 
 
+@pytest.mark.slow  # ~10 s at load 2; the default tier keeps the ASE comparison
 def test_gradients_against_finite_differences():
     c = Icosahedron("Cu", 2)
     c.rattle(0.05, seed=6)
     emt = md.EMT(c.numbers.tolist(), md.FreeSpace())
     r = jnp.asarray(c.positions)
-    check_grads(lambda x: emt(x), (r,), order=2, modes=["rev"], eps=1e-5)
-    check_grads(lambda p: emt(r, params=p), (emt.params,), order=1, modes=["rev"], eps=1e-6)
+    check_grads(jax.jit(lambda x: emt(x)), (r,), order=2, modes=["rev"], eps=1e-5)
+    by_params = jax.jit(lambda p: emt(r, params=p))
+    check_grads(by_params, (emt.params,), order=1, modes=["rev"], eps=1e-6)
 
 
 def test_bad_input():

@@ -33,7 +33,12 @@ ENERGY = md.lennard_jones(md.FreeSpace(), cutoff=md.NoCutoff())
 
 @pytest.mark.parametrize(
     "minimizer",
-    [md.FIRE(ENERGY, dt_start=0.005, dt_max=0.02), md.LBFGS(ENERGY)],
+    [
+        md.FIRE(ENERGY, dt_start=0.005, dt_max=0.02),
+        pytest.param(
+            md.LBFGS(ENERGY), marks=pytest.mark.slow
+        ),  # optax's line search compiles slowly
+    ],
     ids=["fire", "lbfgs"],
 )
 def test_lj13_global_minimum(minimizer):
@@ -45,6 +50,7 @@ def test_lj13_global_minimum(minimizer):
     assert float(res.energies[-1]) < float(ENERGY(perturbed_lj13()))
 
 
+@pytest.mark.slow  # ~10 s at load 2
 def test_copper_relaxation_equals_ase():
     from ase.build import bulk
     from ase.calculators.emt import EMT as AseEMT
@@ -69,6 +75,7 @@ def test_copper_relaxation_equals_ase():
     assert np.max(np.abs(start - atoms.positions)) > 0.05  # it did move
 
 
+@pytest.mark.slow  # ~10 s at load 2
 def test_neighbor_list_and_overflow_reallocation():
     r, box = md.lattice(108, 0.9)
     r = r + 0.05 * jax.random.normal(jax.random.key(0), r.shape)
@@ -84,6 +91,7 @@ def test_neighbor_list_and_overflow_reallocation():
     np.testing.assert_allclose(listed.positions, dense.positions, atol=1e-6)
 
 
+@pytest.mark.slow  # ~10 s at load 2
 def test_gradient_through_fire_steps_matches_finite_differences():
     r0 = perturbed_lj13(1)
 
