@@ -121,6 +121,14 @@ def _sinhc(x):
     return jnp.where(small, 1.0 + x * x / 6.0, jnp.sinh(xs) / xs)
 
 
+@eqx.filter_jit
+def _init_state(energy_fn, positions, space, velocities, momentum, neighbors):
+    if neighbors is not None:
+        neighbors = _update_neighbors(neighbors, positions, space)
+    e, f, w = _energy_forces_virial(energy_fn, positions, space, neighbors)
+    return NPTState(positions, velocities, f, e, w, space, momentum, neighbors)
+
+
 class NPT(eqx.Module):
     """Isothermal-isobaric MD: an isotropic MTK barostat with Langevin thermostats.
 
@@ -194,11 +202,10 @@ class NPT(eqx.Module):
         v = jnp.zeros_like(positions) if velocities is None else jnp.asarray(velocities)
         if v.shape != positions.shape:
             raise ValueError(f"NPT.init: velocities {v.shape} vs positions {positions.shape}")
-        if neighbors is not None:
-            neighbors = _update_neighbors(neighbors, positions, space)
-        e, f, w = _energy_forces_virial(self.energy_fn, positions, space, neighbors)
         p = jnp.asarray(barostat_momentum, positions.dtype)
-        return NPTState(positions, v.astype(positions.dtype), f, e, w, space, p, neighbors)
+        return _init_state(
+            self.energy_fn, positions, space, v.astype(positions.dtype), p, neighbors
+        )
 
     def restart(self, state: NPTState, neighbors: NeighborList) -> NPTState:
         """Gives `state` with a fresh, larger neighbour list built in its own cell

@@ -21,7 +21,7 @@ def compare(atoms, use_list=False):
     emt = md.EMT(atoms.numbers.tolist(), space)
     r = jnp.asarray(atoms.positions)
     nbrs = md.neighbor_list(r, space, emt.cutoff_radius, skin=0.3) if use_list else None
-    e, g = jax.value_and_grad(emt)(r, nbrs)
+    e, g = jax.jit(jax.value_and_grad(emt))(r, nbrs)
     assert abs(float(e) - atoms.get_potential_energy()) < 1e-10
     np.testing.assert_allclose(-np.asarray(g), atoms.get_forces(), rtol=0, atol=1e-10)
     if periodic:
