@@ -1,5 +1,6 @@
-"""Molecular dynamics: spaces, neighbor lists, classical potentials, integrators,
-observables, lattice set-up and ASE structure I/O.
+"""Molecular dynamics: spaces, neighbor lists, classical potentials and EMT, integrators
+(NVE, Langevin, NPT), minimisers (FIRE, L-BFGS), observables, lattice set-up and ASE
+structure I/O.
 
 Forces are `-jax.grad(energy)` with respect to positions, for all atoms in one
 backward pass; integrators are steps for `diffsim.rollout`, so trajectories are
@@ -31,6 +32,7 @@ state, outs = md.simulate(nve, nve.init(positions, v, nbrs), 1000)  # outs["pote
 ```
 """
 
+from ._emt import EMT as EMT, EMT_PARAMETERS as EMT_PARAMETERS
 from ._integrators import (
     NVE as NVE,
     AbstractIntegrator as AbstractIntegrator,
@@ -48,12 +50,27 @@ from ._io import (
     write_structure as write_structure,
     write_trajectory as write_trajectory,
 )
+from ._minimize import (
+    FIRE as FIRE,
+    LBFGS as LBFGS,
+    AbstractMinimizer as AbstractMinimizer,
+    FIREState as FIREState,
+    LBFGSState as LBFGSState,
+    MinimizeResult as MinimizeResult,
+    minimize as minimize,
+)
 from ._neighbors import (
     NeighborList as NeighborList,
     all_pairs as all_pairs,
     neighbor_list as neighbor_list,
     reallocate as reallocate,
     update_neighbors as update_neighbors,
+)
+from ._npt import (
+    NPT as NPT,
+    LennardJonesTail as LennardJonesTail,
+    NPTState as NPTState,
+    scale_space as scale_space,
 )
 from ._observables import (
     check_positions as check_positions,

@@ -250,15 +250,15 @@ def _chunk(integrator, state, xs, length, grad):
 
 
 def simulate(
-    integrator: AbstractIntegrator,
-    state: MDState,
+    integrator: eqx.Module,
+    state: eqx.Module,
     steps: int,
     *,
     key: PRNGKeyArray | None = None,
     chunk: int = 1000,
     grad: AbstractGradient = BPTT(),
     max_reallocations: int = 10,
-) -> tuple[MDState, dict]:
+) -> tuple[eqx.Module, dict]:
     """Gives the state after `steps` steps and the per-step outputs, never overflowed.
 
     Runs `rollout` over chunks of `chunk` steps; after each chunk it checks the
@@ -269,8 +269,8 @@ def simulate(
 
     **Arguments:**
 
-    - `integrator`: `NVE(...)` or `Langevin(...)`.
-    - `state`: from `integrator.init(...)`.
+    - `integrator`: `NVE(...)`, `Langevin(...)` or `NPT(...)`.
+    - `state`: from `integrator.init(...)` (an `MDState`, or an `NPTState` for `NPT`).
     - `steps`: number of steps, >= 0.
     - `key`: PRNG key, required by `Langevin` (keyword-only).
     - `chunk`: steps per jitted rollout between checks.
@@ -287,9 +287,10 @@ def simulate(
         raise ValueError(f"simulate: steps must be an int >= 0, got {steps!r}")
     if chunk < 1:
         raise ValueError(f"simulate: chunk must be >= 1, got {chunk}")
-    needs_key = isinstance(integrator, Langevin)
+    # Stochastic steps (Langevin, NPT) take a PRNG key per step as their input.
+    needs_key = isinstance(integrator, Langevin) or getattr(integrator, "stochastic", False)
     if needs_key and key is None:
-        raise ValueError("simulate: Langevin needs key=jax.random.key(...)")
+        raise ValueError(f"simulate: {type(integrator).__name__} needs key=jax.random.key(...)")
     outs = []
     done = 0
     while done < steps:
@@ -310,7 +311,11 @@ def simulate(
                 )
             # The overflowed list still counted the pairs it could not hold: size by it.
             nbrs = reallocate(new.neighbors, state.positions)
-            state = integrator.init(state.positions, state.velocities, nbrs)
+            restart = getattr(integrator, "restart", None)
+            if restart is not None:  # a state with more than positions and velocities (NPT)
+                state = restart(state, nbrs)
+            else:
+                state = integrator.init(state.positions, state.velocities, nbrs)
         # One device-to-host read per chunk: positions, velocities, forces and every
         # step's energies (a blown-up system can keep finite positions with infinite
         # kinetic energy).
