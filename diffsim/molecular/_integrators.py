@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -250,8 +251,8 @@ def _chunk(integrator, state, xs, length, grad):
 
 
 def simulate(
-    integrator: eqx.Module,
-    state: eqx.Module,
+    integrator: Any,
+    state: Any,
     steps: int,
     *,
     key: PRNGKeyArray | None = None,

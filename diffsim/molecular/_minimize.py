@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -66,7 +66,7 @@ class LBFGSState(eqx.Module):
     positions: Float[Array, "n d"]
     energy: Array
     forces: Float[Array, "n d"]
-    opt_state: tuple
+    opt_state: Any
     neighbors: NeighborList | None
 
 
@@ -76,11 +76,11 @@ class AbstractMinimizer(eqx.Module):
     energy_fn: eqx.AbstractVar[Callable]
 
     @abc.abstractmethod
-    def init(self, positions, neighbors=None):
+    def init(self, positions, neighbors=None) -> Any:
         """Gives the starting state at `positions` (energy and forces evaluated)."""
 
     @abc.abstractmethod
-    def step(self, state, x=None):
+    def step(self, state, x=None) -> tuple[Any, dict]:
         """One iteration; gives `(state, {"energy", "fmax"})`."""
 
 
@@ -227,7 +227,7 @@ class LBFGS(AbstractMinimizer):
             grad=-state.forces,
             value_fn=value_fn,
         )
-        r = optax.apply_updates(state.positions, updates)
+        r = jnp.asarray(optax.apply_updates(state.positions, updates))
         nbrs = _update(nbrs, r)
         e, f = _value_and_force(self.energy_fn, r, nbrs)
         return LBFGSState(r, e, f, opt_state, nbrs), {"energy": e, "fmax": _fmax(f)}

@@ -94,6 +94,7 @@ def _update_neighbors(nbrs, positions, space):
     """
     if nbrs is None:
         return None
+    assert nbrs.reference is not None  # a list that was built
     d = positions.shape[1]
     s = (_volume(space) / _volume(nbrs.space).astype(positions.dtype)) ** (1.0 / d)
     u = space.displacement(positions, s * nbrs.reference.astype(positions.dtype))
@@ -106,6 +107,7 @@ def _update_neighbors(nbrs, positions, space):
             return new
         # Cells narrower than (cutoff + skin) / reach would miss pairs: flag it.
         widths = box_widths(space)
+        assert widths is not None  # NPT runs in a periodic cell
         narrow = jnp.any(
             widths / jnp.asarray(nbrs.grid, widths.dtype) * nbrs.reach
             < (nbrs.cutoff + nbrs.skin) * (1 - 1e-12)
@@ -229,7 +231,7 @@ class NPT(eqx.Module):
     def _barostat_mass(self, n, d, dtype):
         return jnp.asarray((n * d + d) * self.kT * self.barostat_time**2, dtype)
 
-    def step(self, state: NPTState, x: PRNGKeyArray = None) -> tuple[NPTState, dict]:
+    def step(self, state: NPTState, x: PRNGKeyArray | None = None) -> tuple[NPTState, dict]:
         """One step; gives `(state, {"potential", "kinetic", "volume", "pressure"})`."""
         if x is None:
             raise ValueError("NPT.step needs a PRNG key as its input x")

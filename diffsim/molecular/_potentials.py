@@ -516,6 +516,7 @@ def lennard_jones(
     """
     largest = _largest("lennard_jones", sigma, cutoff)
     if cutoff is None:
+        assert largest is not None  # _largest raises for a traced sigma without a cutoff
         cutoff = Switched(2.0 * largest, 2.5 * largest)
     elif largest is not None and cutoff.radius < largest:
         raise ValueError(
