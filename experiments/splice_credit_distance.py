@@ -86,7 +86,8 @@ def run(cfg: Config, run) -> dict:
     credit, rates = {}, {}
     for name, kind, grad, k in variants:
         model = jax.tree.map(
-            lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, _model(cfg, kind, k_model, grad)
+            lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a,
+            _model(cfg, kind, k_model, grad),
         )
         pxs, mask = front_pad(xs, k)
 

@@ -241,9 +241,7 @@ class Recurrent(eqx.Module):
     def out_size(self) -> int:
         return self.cell.hidden_size
 
-    def final_state(
-        self, xs: Float[Array, "t d"], mask: Bool[Array, " t"] | None = None
-    ) -> PyTree:
+    def final_state(self, xs: Float[Array, "t d"], mask: Bool[Array, " t"] | None = None) -> PyTree:
         """The state after the last real position (the first, when `reverse`)."""
         return self._run(xs, mask)[0]
 
@@ -305,7 +303,9 @@ class Bidirectional(eqx.Module):
         key: PRNGKeyArray,
     ) -> Bidirectional:
         k1, k2 = jax.random.split(key)
-        cells = [make_cell(kind, input_size, hidden_size, timescale=timescale, key=k) for k in (k1, k2)]
+        cells = [
+            make_cell(kind, input_size, hidden_size, timescale=timescale, key=k) for k in (k1, k2)
+        ]
         return cls(Recurrent(cells[0], grad), Recurrent(cells[1], grad, reverse=True))
 
     @property
