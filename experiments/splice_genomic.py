@@ -150,16 +150,11 @@ def run(cfg: Config, run) -> dict:
         sq.DONOR: sq.PWM.from_sites(site_windows(train_loci, sq.DONOR, 3, 6), 3),
         sq.ACCEPTOR: sq.PWM.from_sites(site_windows(train_loci, sq.ACCEPTOR, 20, 3), 20),
     }
-    score = {c: jax.jit(p.score) for c, p in pwms.items()}
-    pwm_scores = {
-        c: np.concatenate(
-            [
-                np.asarray(jax.vmap(score[c])(jnp.asarray(TX[i : i + 8])))
-                for i in range(0, len(TX), 8)
-            ]
-        )[TM]
-        for c in pwms
-    }
+    score = eqx.filter_jit(lambda pwm, x: jax.vmap(pwm.score)(x))
+    pwm_scores = {}
+    for c, pwm in pwms.items():
+        chunks = [np.asarray(score(pwm, jnp.asarray(TX[i : i + 8]))) for i in range(0, len(TX), 8)]
+        pwm_scores[c] = np.concatenate(chunks)[TM]
 
     metrics: dict = {"data": count}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -95,7 +95,7 @@ def fit_logistic(
     *,
     l2: float = 1.0,
     steps: int = 200,
-    weights: Float[Array, "g n"] | None = None,
+    weights: Float[Array, "g n"] | Float[np.ndarray, "g n"] | None = None,
     key: PRNGKeyArray | None = None,
     progress: bool = False,
 ) -> LogisticRegression:

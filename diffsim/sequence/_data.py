@@ -62,10 +62,11 @@ def load_uci_splice(path: str | Path | None = None) -> tuple[list[str], np.ndarr
 def stratified_folds(labels: np.ndarray, folds: int, *, seed: int) -> np.ndarray:
     """Gives a fold index in [0, folds) per example, classes spread evenly over folds."""
     rng = np.random.default_rng(seed)
+    order = np.concatenate(
+        [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    )
     fold = np.empty(len(labels), int)
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        fold[idx] = np.arange(len(idx)) % folds
+    fold[order] = np.arange(len(order)) % folds  # dealt round-robin, class after class
     return fold
 
 

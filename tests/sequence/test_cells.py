@@ -127,9 +127,7 @@ def test_credit_decays_exponentially_for_vanilla_rnn(getkey):
         )
         model = _f64(sq.SequenceClassifier(layers, 2, key=jax.random.key(2)))
         credit[kind] = np.asarray(
-            sq.credit_by_distance(
-                lambda x, m=model: sq.cross_entropy(m(x)[None], labels[:1]), xs
-            )
+            sq.credit_by_distance(lambda x, m=model: sq.cross_entropy(m(x)[None], labels[:1]), xs)
         )
     rate, r2 = sq.decay_rate(credit["rnn"], 1, 41)
     assert rate < 0.8 and r2 > 0.9  # measured 0.6-0.7, R^2 0.99
