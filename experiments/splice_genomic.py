@@ -43,8 +43,8 @@ class Config:
     conv_width: int = dataclasses.field(default=11, metadata={"min": 0})
     conv_channels: int = dataclasses.field(default=32, metadata={"min": 1})
     grad: str = "bptt"
-    steps: int = dataclasses.field(default=600, metadata={"min": 1})
-    batch: int = dataclasses.field(default=16, metadata={"min": 1})
+    steps: int = dataclasses.field(default=800, metadata={"min": 1})
+    batch: int = dataclasses.field(default=8, metadata={"min": 1})
     lr: float = dataclasses.field(default=3e-3, metadata={"min_exclusive": 0})
     site_weight: float = dataclasses.field(default=30.0, metadata={"min_exclusive": 0})
     max_loci: int = dataclasses.field(default=0, metadata={"min": 0, "help": "0: all"})

@@ -1,4 +1,4 @@
-"""UCI primate splice junctions (3,190 x 60 nt; EI / IE / N): 10-fold CV, recurrent nets vs baselines.
+"""UCI primate splice junctions (3,190 x 60 nt): 10-fold CV, recurrent nets vs baselines.
 
 Every model is trained on the same ten stratified folds and scored on the held-out fold:
 logistic regression on the one-hot sequence (positional 1-mers; the baseline), the same
@@ -190,8 +190,10 @@ def run(cfg: Config, run) -> dict:
         table[n] = row
     recurrent = [n for n in preds if n in ("rnn", "gru", "lstm")]
     best = max(recurrent, key=lambda n: table[n]["accuracy"]) if recurrent else None
-    lines = ["| model | 10-fold accuracy | fold mean ± sd | vs logistic (paired mean ± se, won/tied/lost) |",
-             "| --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "| model | 10-fold accuracy | fold mean ± sd | vs logistic (paired mean ± se, W/T/L) |",
+        "| --- | --- | --- | --- |",
+    ]
     for n, r in table.items():
         vs = (
             f"{100 * r['paired_diff_mean']:+.2f} ± {100 * r['paired_diff_se']:.2f} pp, "

@@ -151,8 +151,8 @@ def conv_layers(
 
 def cross_entropy(
     logits: Float[Array, "... c"],
-    labels: Int[Array, "..."],
-    mask: Bool[Array, "..."] | None = None,
+    labels: Int[Array, ...],
+    mask: Bool[Array, ...] | None = None,
     weights: Float[Array, " c"] | None = None,
 ) -> Float[Array, ""]:
     """Gives the mean softmax cross-entropy over the real (masked-in) entries.

@@ -48,7 +48,8 @@ def branch_point_task(
         raise ValueError(f"branch_point_task: distance must be an int >= 0, got {distance!r}")
     if not 0 <= pyrimidine_tract <= distance:
         raise ValueError(
-            f"branch_point_task: pyrimidine_tract must be in [0, {distance}], got {pyrimidine_tract}"
+            f"branch_point_task: pyrimidine_tract must be in [0, {distance}], "
+            f"got {pyrimidine_tract}"
         )
     if len(motif) != len(decoy) or motif == decoy:
         raise ValueError(f"branch_point_task: motif {motif!r} and decoy {decoy!r} must differ")

@@ -24,7 +24,9 @@ def test_fit_logistic_matches_sklearn(getkey):
     for j in range(2):
         sel = w[j] > 0
         one = LogisticRegression(C=0.5, tol=1e-10, max_iter=1000).fit(X[sel], y[sel])
-        pj = jax.nn.softmax(jax.vmap(jax.tree.map(lambda a: a[j], stacked))(jnp.asarray(X)), -1)
+        pj = jax.nn.softmax(
+            jax.vmap(jax.tree.map(lambda a, j=j: a[j], stacked))(jnp.asarray(X)), -1
+        )
         np.testing.assert_allclose(pj, one.predict_proba(X), atol=1e-4)
 
 
