@@ -29,7 +29,7 @@ def credit_by_distance(
     """
     if xs.ndim != 3 or xs.shape[0] == 0 or xs.shape[1] == 0:
         raise ValueError(f"credit_by_distance: xs must have shape (b, t, d), got {xs.shape}")
-    g = jax.vmap(jax.grad(loss_fn))(xs)
+    g = jax.jit(jax.vmap(jax.grad(loss_fn)))(xs)
     return jnp.mean(jnp.linalg.norm(g, axis=-1), axis=0)[::-1]
 
 

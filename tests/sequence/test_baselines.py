@@ -14,13 +14,13 @@ def test_fit_logistic_matches_sklearn(getkey):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(120, 6))
     y = (X @ rng.normal(size=(6, 3))).argmax(1)
-    ours = sq.fit_logistic(jnp.asarray(X), jnp.asarray(y), 3, l2=2.0, steps=100)
+    ours = sq.fit_logistic(jnp.asarray(X), jnp.asarray(y), 3, l2=2.0, steps=60)
     ref = LogisticRegression(C=0.5, tol=1e-10, max_iter=1000).fit(X, y)
     p_ours = jax.nn.softmax(jax.vmap(ours)(jnp.asarray(X)), -1)
     np.testing.assert_allclose(p_ours, ref.predict_proba(X), atol=1e-5)
     # Stacked fits (folds) equal separate fits.
     w = np.stack([np.arange(120) % 2 == 0, np.arange(120) % 3 != 0]).astype(float)
-    stacked = sq.fit_logistic(jnp.asarray(X), jnp.asarray(y), 3, l2=2.0, steps=150, weights=w)
+    stacked = sq.fit_logistic(jnp.asarray(X), jnp.asarray(y), 3, l2=2.0, steps=80, weights=w)
     for j in range(2):
         sel = w[j] > 0
         one = LogisticRegression(C=0.5, tol=1e-10, max_iter=1000).fit(X[sel], y[sel])
