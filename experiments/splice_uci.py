@@ -42,15 +42,15 @@ class Config:
     kmer_l2: float = dataclasses.field(default=10.0, metadata={"min_exclusive": 0})
     hidden: int = dataclasses.field(default=32, metadata={"min": 1})
     bidirectional: bool = True
-    pool: str = "max"
+    pool: str = "flatten"
     conv_width: int = dataclasses.field(
-        default=0, metadata={"min": 0, "help": "k-mer convolution before the recurrent layer"}
+        default=9, metadata={"min": 0, "help": "k-mer convolution before the recurrent layer"}
     )
     conv_channels: int = dataclasses.field(default=32, metadata={"min": 1})
     cnn_channels: int = dataclasses.field(default=32, metadata={"min": 1})
     cnn_width: int = dataclasses.field(default=9, metadata={"min": 1})
     cnn_depth: int = dataclasses.field(default=2, metadata={"min": 1})
-    steps: int = dataclasses.field(default=1500, metadata={"min": 1})
+    steps: int = dataclasses.field(default=1000, metadata={"min": 1})
     batch: int = dataclasses.field(default=64, metadata={"min": 1})
     lr: float = dataclasses.field(default=3e-3, metadata={"min_exclusive": 0})
     weight_decay: float = dataclasses.field(default=1e-4, metadata={"min": 0})
