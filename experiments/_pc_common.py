@@ -184,8 +184,10 @@ def report(cfg, run, results, title: str) -> dict:
     ax2.set_yscale("log")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
+    # One legend for both panels, below them (it covered the curves inside the axes).
+    handles, labels = ax1.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     run.save_figure(fig, "learning_curves.png")
     plt.close(fig)
     metrics = {}

@@ -71,7 +71,10 @@ def run(cfg: Config, run) -> dict:
 
     key = jax.random.key(cfg.seed)
     metrics: dict = {}
-    mlp = {d: mlp_memory(cfg, d, key) for d in tqdm(cfg.depths, desc="MLP depths", leave=False)}
+    mlp = {
+        d: mlp_memory(cfg, d, key)
+        for d in tqdm(cfg.depths, desc="MLP depths", leave=False, disable=run.quiet)
+    }
     for d, (i, t) in mlp.items():
         metrics[f"mlp.{d}.inference_kb"] = i / 1e3
         metrics[f"mlp.{d}.training_kb"] = t / 1e3
@@ -88,7 +91,7 @@ def run(cfg: Config, run) -> dict:
 
     loss, params = gru_loss_fn(cfg, key)
     rnn = {}
-    for T in tqdm(cfg.lengths, desc="GRU lengths", leave=False):
+    for T in tqdm(cfg.lengths, desc="GRU lengths", leave=False, disable=run.quiet):
         xs = jnp.ones((T, cfg.rnn_inputs), jnp.float32)
         rnn[T] = (
             diffsim.memory_usage(loss, params, xs).temp,
@@ -112,7 +115,9 @@ def run(cfg: Config, run) -> dict:
     }
     trade = {}
     reference = None
-    for name, grad in tqdm(strategies.items(), desc="checkpointing", leave=False):
+    for name, grad in tqdm(
+        strategies.items(), desc="checkpointing", leave=False, disable=run.quiet
+    ):
         loss_c, params_c = gru_loss_fn(cfg, key, grad)
         g = jax.jit(jax.grad(loss_c))
         out = g(params_c, xs)

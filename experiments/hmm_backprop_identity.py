@@ -132,7 +132,7 @@ def run(cfg: Config, run) -> dict:
     viterbi_grad = jax.jit(lambda lp: msg.hmm_viterbi_by_grad(pi, A, lp))
 
     rows = []
-    for T in tqdm(cfg.lengths, desc="lengths", leave=False):
+    for T in tqdm(cfg.lengths, desc="lengths", leave=False, disable=run.quiet):
         _, ys = model.sample(jax.random.fold_in(ksample, T), T)
         lp = model.log_potentials(ys)
         fb = smoother(lp)

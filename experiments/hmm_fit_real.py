@@ -75,7 +75,7 @@ def run(cfg: Config, run) -> dict:
 
     # EM (Baum-Welch). The initial distribution stays fixed in both fits: from one
     # sequence its maximiser is one-hot, which logits only approach.
-    bar = tqdm(total=cfg.em_iterations, desc="EM", leave=False)
+    bar = tqdm(total=cfg.em_iterations, desc="EM", leave=False, disable=run.quiet)
     em, em_lls = msg.hmm_em(
         init,
         ys,

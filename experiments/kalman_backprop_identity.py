@@ -121,7 +121,7 @@ def run(cfg: Config, run) -> dict:
 
     rows = []
     shown = None
-    for T in tqdm(cfg.lengths, desc="lengths", leave=False):
+    for T in tqdm(cfg.lengths, desc="lengths", leave=False, disable=run.quiet):
         xs, ys = msg.lgssm_sample(jax.random.fold_in(kdata, T), model, T)
         post = smoother(ys)
         scale = float(jnp.abs(post.smoothed_means).max())

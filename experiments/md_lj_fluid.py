@@ -97,7 +97,7 @@ def run(cfg: Config, run) -> dict:
     ax.plot(steps_nve, kin / cfg.n, label="kinetic (NVE)", lw=0.8)
     ax.plot(steps_nve, tot / cfg.n, label="total (NVE)", lw=1.2)
     ax.set(xlabel="step", ylabel="energy per atom (epsilon)", title="LJ fluid energies")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside the data
     run.save_figure(fig, "energy.png")
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps_eq, eq_t, lw=0.6, label="Langevin")

@@ -172,7 +172,7 @@ def run(cfg: Config, run) -> dict:
         )
         vols, press, counts = [], [], []
         frames = cfg.production_steps // cfg.sample_every
-        for f in tqdm(range(frames), desc=f"NPT rho={rho_target}", leave=False):
+        for f in tqdm(range(frames), desc=f"NPT rho={rho_target}", leave=False, disable=run.quiet):
             state, out = md.simulate(
                 npt,
                 state,

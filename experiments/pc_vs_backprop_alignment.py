@@ -85,7 +85,7 @@ def run(cfg: Config, run) -> dict:
     rates = jnp.asarray(cfg.rates)
     cos = np.zeros((len(cfg.rates), len(cfg.iterations)))
     rel = np.zeros_like(cos)
-    for j, n in enumerate(tqdm(cfg.iterations, desc="iterations", leave=False)):
+    for j, n in enumerate(tqdm(cfg.iterations, desc="iterations", leave=False, disable=run.quiet)):
 
         def measure(rate, n=n):
             g = neuro.rule_gradients(
@@ -98,14 +98,14 @@ def run(cfg: Config, run) -> dict:
     # To convergence, for every rate: the same fixed point, reached in ~1/rate iterations.
     conv_iters = []
     until = neuro.UntilConverged(cfg.tol, 100_000)
-    for rate in tqdm(cfg.rates, desc="to convergence", leave=False):
+    for rate in tqdm(cfg.rates, desc="to convergence", leave=False, disable=run.quiet):
         s = neuro.infer(net, x, y, rate=jnp.asarray(rate), inference=until)
         conv_iters.append(int(s.iterations))
     converged = neuro.PredictiveCoding(jnp.asarray(cfg.converge_rate), until)
     conv_cos, conv_rel = compare(neuro.rule_gradients(converged, net, x, y))
     # At convergence, against the output precision pi.
     prec_cos, prec_rel = [], []
-    for pi in tqdm(cfg.precisions, desc="precisions", leave=False):
+    for pi in tqdm(cfg.precisions, desc="precisions", leave=False, disable=run.quiet):
         rule = dataclasses.replace(converged, output_precision=jnp.asarray(pi))
         c, r = compare(neuro.rule_gradients(rule, net, x, y))
         prec_cos.append(c)
