@@ -88,8 +88,8 @@ def test_interrupted_training_resumes_to_the_same_model(lj, tmp_path, monkeypatc
 
     original = diffsim._train.save_checkpoint
 
-    def dying(path, tree, metadata=None):
-        out = original(path, tree, metadata)
+    def dying(path, tree, metadata=None, **kwargs):
+        out = original(path, tree, metadata, **kwargs)
         if metadata and metadata.get("step") == 20:
             raise KeyboardInterrupt  # killed right after the step-20 checkpoint
         return out
