@@ -126,7 +126,7 @@ def test_same_seed_same_metrics(tmp_path):
     assert (d1 / "checkpoint.eqx").read_bytes() == (d2 / "checkpoint.eqx").read_bytes()
 
 
-@pytest.mark.slow  # the default tier resumes runs cut by exceptions; the slow tier kills at 12 points
+@pytest.mark.slow  # the slow tier also kills at 12 points (tests/core/test_checkpoints.py)
 def test_sigkill_and_resume_is_bitwise_identical(tmp_path):
     """Kill a real run with SIGKILL midway; resuming gives the uninterrupted result."""
     steps = 300
