@@ -12,6 +12,7 @@ def test_md_configs_validate():
         assert exp.name == name
 
 
+@pytest.mark.slow  # default tier under 10 min: the full config is asserted in the slow tier
 def test_lj_fluid_small(tmp_path):
     exp, cfg = small("md_lj_fluid", n=108, equilibrate_steps=300, nve_steps=300, rdf_frames=2)
     m, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)

@@ -29,6 +29,7 @@ def test_ode_stability_gradients_explode_exactly_outside_region(tmp_path):
     assert json.loads((run_dir / "metrics.json").read_text())["euler_points_outside"] > 0
 
 
+@pytest.mark.slow  # default tier under 10 min: every mode's gradient is checked in tests/ode
 def test_adjoint_vs_bptt_modes_agree_and_fit(tmp_path):
     exp, cfg = small(
         "adjoint_vs_bptt",

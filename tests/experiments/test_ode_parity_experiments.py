@@ -12,6 +12,7 @@ def test_configs_validate():
         assert exp.name == name
 
 
+@pytest.mark.slow  # default tier under 10 min: the events themselves are checked in tests/ode
 def test_ode_events_bounce_small(tmp_path):
     exp, cfg = small("ode_events_bounce", bounces=3, solvers=["dopri5"])
     metrics, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)

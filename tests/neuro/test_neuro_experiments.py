@@ -19,6 +19,7 @@ def test_configs_validate():
         assert cfg == exp.config_cls()  # the shipped config is the documented default
 
 
+@pytest.mark.slow  # default tier under 10 min: the identities are checked in tests/neuro
 def test_alignment_small(tmp_path):
     exp = find_experiment("pc_vs_backprop_alignment")
     cfg = dataclasses.replace(

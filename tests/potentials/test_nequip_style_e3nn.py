@@ -52,6 +52,7 @@ def energy_forces(model, r, s):
     return e, -g
 
 
+@pytest.mark.slow  # default tier under 10 min: the benchmark's reference model, not the library
 def test_e3_equivariance_and_forces_against_finite_differences():
     model = small_model()
     r, s = cluster()

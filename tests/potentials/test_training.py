@@ -73,6 +73,7 @@ def test_training_reduces_test_force_error(lj, name):
     assert res.best_step in (50, 100, 150)
 
 
+@pytest.mark.slow  # default tier under 10 min: resume is checked in tests/core/test_checkpoints.py
 def test_interrupted_training_resumes_to_the_same_model(lj, tmp_path, monkeypatch):
     train, val, _ = lj.split(40, 10, 10, seed=0)
     kwargs = dict(
