@@ -51,8 +51,8 @@ def _masses(mass, like):
     return m[:, None] if m.ndim == 1 else m
 
 
-def _energy_forces(energy_fn, positions, neighbors):
-    """(E, F) by one backward pass; zeros (flagged) if the list overflowed."""
+def _energy_forces(energy_fn, positions, neighbors, overflow_energy: float = 0.0):
+    """(E, F) by one backward pass; (overflow_energy, 0) if the list overflowed (flagged)."""
 
     def compute():
         e, g = jax.value_and_grad(lambda r: energy_fn(r, neighbors))(positions)
@@ -64,7 +64,7 @@ def _energy_forces(energy_fn, positions, neighbors):
     # leave the flag set, so `simulate` can redo the chunk with a bigger list.
     return jax.lax.cond(
         neighbors.overflow,
-        lambda: (jnp.zeros((), positions.dtype), jnp.zeros_like(positions)),
+        lambda: (jnp.full((), overflow_energy, positions.dtype), jnp.zeros_like(positions)),
         compute,
     )
 

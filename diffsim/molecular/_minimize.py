@@ -12,6 +12,7 @@ energy `energy_fn(positions, neighbors)`.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -23,6 +24,7 @@ import optax
 
 from .._checks import check_positive, is_concrete
 from .._custom_types import Array, Float
+from ._integrators import _energy_forces
 from ._neighbors import NeighborList, reallocate
 
 
@@ -32,18 +34,7 @@ def _update(neighbors, positions):
 
 def _value_and_force(energy_fn, positions, neighbors):
     """(E, F); (inf, 0) if the list overflowed, so `minimize` can reallocate and redo."""
-
-    def compute():
-        e, g = jax.value_and_grad(lambda r: energy_fn(r, neighbors))(positions)
-        return e.astype(positions.dtype), -g
-
-    if neighbors is None:
-        return compute()
-    return jax.lax.cond(
-        neighbors.overflow,
-        lambda: (jnp.full((), jnp.inf, positions.dtype), jnp.zeros_like(positions)),
-        compute,
-    )
+    return _energy_forces(energy_fn, positions, neighbors, overflow_energy=math.inf)
 
 
 class FIREState(eqx.Module):
