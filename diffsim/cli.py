@@ -40,7 +40,12 @@ def _cmd_list(args) -> int:
 def _cmd_run(args) -> int:
     from ._checkpoint import CheckpointError
     from .runner import ConfigError, RunError, claim_run, execute, plan_run, summary_table
-    from .runner._compile import compile_cache_dir, enable_compile_cache, watch_compiles
+    from .runner._compile import (
+        compile_cache_dir,
+        enable_compile_cache,
+        history_file,
+        watch_compiles,
+    )
 
     cache_option = "off" if args.no_compile_cache else args.compile_cache
     try:
@@ -56,7 +61,7 @@ def _cmd_run(args) -> int:
         return _error(str(e))
     cache = enable_compile_cache(compile_cache_dir(cache_option))
     try:
-        with watch_compiles(run.log) as watch:
+        with watch_compiles(run.log, history=history_file(cache, plan.experiment.name)) as watch:
             metrics = execute(plan, run)
     except KeyboardInterrupt:
         print(

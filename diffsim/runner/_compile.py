@@ -12,6 +12,7 @@ affected: only the CLI turns it on.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -72,12 +73,22 @@ class CompileWatch:
     A background thread looks once a second; the listener records when each compilation
     starts and ends. `say` receives the lines ("compiling ilqr_step ... (5 s so far)",
     then "compiled ilqr_step in 12.3 s").
+
+    With `history` (a JSON file), the announcement says how long the same function took
+    to compile last time ("about 12 s last time"), and the durations measured now are
+    written there on exit (atomically; an unreadable file is ignored and rewritten).
     """
 
     def __init__(
-        self, say: Callable[[str], None], after: float = ANNOUNCE_AFTER_S, every: float = 1.0
+        self,
+        say: Callable[[str], None],
+        after: float = ANNOUNCE_AFTER_S,
+        every: float = 1.0,
+        history: Path | None = None,
     ):
         self.say = say
+        self.history = history
+        self.previous: dict[str, float] = _read_history(history)
         self.after = after
         self.every = every
         self._active: dict[int, tuple[str, float]] = {}
@@ -122,8 +133,10 @@ class CompileWatch:
                     self._shown.add(ident)
                     self._announced.add(name)
             for _, name, elapsed in due:
+                before = self.previous.get(name)
+                hint = f"about {before:.0f} s last time; " if before else ""
                 self.say(
-                    f"compiling {name} ... ({elapsed:.0f} s so far; XLA is optimising, "
+                    f"compiling {name} ... ({elapsed:.0f} s so far; {hint}XLA is optimising, "
                     "this is not a hang)"
                 )
 
@@ -145,6 +158,26 @@ class CompileWatch:
             self._thread.join()
         jax.monitoring.unregister_scalar_listener(self._on_scalar)
         jax.monitoring.unregister_event_duration_listener(self._on_duration)
+        self._write_history()
+
+    def _write_history(self) -> None:
+        if self.history is None:
+            return
+        now: dict[str, float] = {}
+        with self._lock:
+            for name, seconds in self.durations:
+                if seconds >= self.after:  # only the long ones are ever announced
+                    now[name] = max(seconds, now.get(name, 0.0))
+        if not now:  # nothing long compiled (e.g. served from the cache): keep the record
+            return
+        times = {**self.previous, **now}
+        try:
+            self.history.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.history.with_name(f".{self.history.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(times, indent=1, sort_keys=True))
+            os.replace(tmp, self.history)
+        except OSError:  # a read-only cache: the next run simply has no estimate
+            pass
 
     @property
     def total_s(self) -> float:
@@ -153,10 +186,30 @@ class CompileWatch:
             return sum(s for _, s in self.durations)
 
 
+def _read_history(path: Path | None) -> dict[str, float]:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float))}
+
+
+def history_file(cache: Path | None, experiment: str) -> Path | None:
+    """Gives the file of an experiment's compile times beside the compilation cache."""
+    return None if cache is None else cache / "compile-times" / f"{experiment}.json"
+
+
 @contextlib.contextmanager
 def watch_compiles(
-    say: Callable[[str], None], after: float = ANNOUNCE_AFTER_S, every: float = 1.0
+    say: Callable[[str], None],
+    after: float = ANNOUNCE_AFTER_S,
+    every: float = 1.0,
+    history: Path | None = None,
 ) -> Iterator[CompileWatch]:
     """Context manager: a `CompileWatch` over the block."""
-    with CompileWatch(say, after, every) as w:
+    with CompileWatch(say, after, every, history) as w:
         yield w

@@ -263,3 +263,21 @@ def test_results_print_short():
     assert "cost=4.043" in text and "iterations=100" in text and "converged=False" in text
     assert len(text) < 250
     assert ILQRResult.__doc__.startswith("What `ilqr` gives: the optimised controls")
+
+
+def test_compile_announcement_says_how_long_it_took_last_time(tmp_path):
+    history = tmp_path / "compile-times" / "exp.json"
+    for run in range(2):
+        lines = []
+        with CompileWatch(lines.append, after=0.1, every=0.02, history=history) as watch:
+            watch._on_scalar(_COMPILE_EVENT, time.time() - 1.0, fun_name="jit(slow)")
+            time.sleep(0.2)
+            watch._on_duration(_COMPILE_EVENT, 12.3 + run, fun_name="jit(slow)")
+        first = lines[0]
+        if run == 0:  # nothing recorded yet: no estimate
+            assert "last time" not in first
+        else:
+            assert "about 12 s last time" in first, first
+    assert json.loads(history.read_text()) == {"jit(slow)": 13.3}
+    history.write_text("{not json")  # a damaged record is ignored, then rewritten
+    assert CompileWatch(print, history=history).previous == {}
