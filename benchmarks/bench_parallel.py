@@ -53,6 +53,8 @@ x0s = 0.1 * jax.random.normal(jax.random.key(2), (256, 4))
 
 args = (replicate(params, mesh), replicate(state, mesh), *shard_batch((x, y), mesh))
 calls = {"train_step": (lambda: train_step(*args)), "cartpole_bptt": (lambda: bptt(k0, x0s))}
+texts = {"train_step": train_step.lower(*args).compile().as_text(),
+         "cartpole_bptt": bptt.lower(k0, x0s).compile().as_text()}
 out = {}
 for name, fn in calls.items():
     r = jax.block_until_ready(fn())
@@ -60,7 +62,8 @@ for name, fn in calls.items():
     for _ in range(REPEATS):
         t0 = time.perf_counter(); jax.block_until_ready(fn()); ts.append(time.perf_counter() - t0)
     leaves = [np.asarray(l) for l in jax.tree.leaves(r)]
-    out[name] = {"t": float(np.median(ts)), "hash": hash(b"".join(l.tobytes() for l in leaves))}
+    out[name] = {"t": float(np.median(ts)), "hash": hash(b"".join(l.tobytes() for l in leaves)),
+                 "program": hash(texts[name])}
 print("RESULT " + json.dumps(out))
 """
 
@@ -87,20 +90,25 @@ def main() -> None:
     args = parser.parse_args()
     rounds, repeats = (1, 10) if args.quick else (3, 30)
     times: dict[str, dict[str, list[float]]] = {}
+    same: dict[str, bool] = {}
     for _ in range(rounds):
         results = {flag: child(flag, repeats) for flag in (False, True)}
         for name in results[False]:
             assert results[False][name]["hash"] == results[True][name]["hash"], name
+            same[name] = results[False][name]["program"] == results[True][name]["program"]
             for flag in (False, True):
                 times.setdefault(name, {}).setdefault(str(flag), []).append(
                     results[flag][name]["t"]
                 )
     load = f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (cpu)"
     print(f"--xla_gpu_deterministic_ops=true on the CPU ({load}); outputs bitwise equal")
-    print(f"{'program':<16} {'without (ms)':>13} {'with (ms)':>10} {'with/without':>13}")
+    print(
+        f"{'program':<16} {'without (ms)':>13} {'with (ms)':>10} {'with/without':>13} "
+        "compiled program identical"
+    )
     for name, t in times.items():
         a, b = float(np.median(t["False"])), float(np.median(t["True"]))
-        print(f"{name:<16} {1e3 * a:>13.3f} {1e3 * b:>10.3f} {b / a:>13.3f}")
+        print(f"{name:<16} {1e3 * a:>13.3f} {1e3 * b:>10.3f} {b / a:>13.3f} {same[name]}")
 
 
 if __name__ == "__main__":
