@@ -46,9 +46,9 @@ def final_state(y0):
 
 def ensemble(mesh, n=64):
     y0 = jnp.array([1.0, 1.0, 20.0]) + jax.random.normal(jax.random.key(1), (n, 3))
-    states = gather(shard_vmap(final_state, mesh)(shard_batch(y0, mesh)))
-    mean = gather(jax.jit(lambda y: jnp.mean(jax.vmap(final_state)(y), 0))(shard_batch(y0, mesh)))
-    return np.asarray(states), np.asarray(mean)
+    sharded = shard_vmap(final_state, mesh)(shard_batch(y0, mesh))
+    mean = jax.jit(lambda y: jnp.mean(y, 0))(sharded)  # a reduction across the devices
+    return np.asarray(gather(sharded)), np.asarray(gather(mean))
 
 
 def batch_fn(key, step):
