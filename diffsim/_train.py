@@ -165,7 +165,7 @@ def fit(
 
         mesh = current_mesh()
     sharded = mesh is not None and mesh.size > 1
-    if sharded:
+    if mesh is not None and sharded:
         from .parallel import replicate
 
         diff, opt_state, state = replicate((diff, opt_state, state), mesh)

@@ -17,7 +17,7 @@ BATCH = "batch"
 _MESH: contextvars.ContextVar[Mesh | None] = contextvars.ContextVar("diffsim_mesh", default=None)
 
 
-def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
+def make_mesh(devices: int | Sequence[Any] | None = None) -> Mesh:
     """Gives a one-axis mesh (axis `BATCH`) over `devices`.
 
     **Arguments:**
@@ -38,9 +38,11 @@ def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
     ```
     """
     available = jax.devices()
+    if isinstance(devices, bool):
+        raise ValueError(f"make_mesh: devices must be an int or a list of devices, got {devices}")
     if devices is None:
         chosen = list(available)
-    elif isinstance(devices, int) and not isinstance(devices, bool):
+    elif isinstance(devices, int):
         if devices < 1:
             raise ValueError(f"make_mesh: devices must be >= 1, got {devices}")
         if devices > len(available):
