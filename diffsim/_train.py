@@ -61,6 +61,7 @@ def fit(
     state: Any = None,
     on_start: Callable[[int, list[dict]], None] | None = None,
     on_eval: Callable[[int, Any, dict], None] | None = None,
+    mesh: Any = None,
 ) -> FitResult:
     """Gives parameters trained by `steps` optax updates of `loss_fn`.
 
@@ -101,6 +102,17 @@ def fit(
       parameters just evaluated and the logged record (with its `eval_*` metrics),
       before `stop_fn`. For model selection: keep or save `params` when `record` is
       the best so far.
+    - `mesh`: a `jax.sharding.Mesh` from `diffsim.parallel.make_mesh` to train
+      data-parallel on (`None`: the one set by `diffsim.parallel.use_mesh`, as
+      `diffsim run --devices N` does; none set, or one device: a single device as
+      before). The batch from `batch_fn` is split along its leading axis across the
+      devices (every array of it must have the batch first, and the device count must
+      divide it: `ValueError` otherwise); parameters, optimiser state and `state` are
+      replicated; the compiler partitions `loss_fn` and averages the gradients with its
+      own all-reduce. Results equal the one-device run up to the order of the
+      reductions across devices; checkpoints hold whole arrays, so a run may resume on
+      another device count. With several processes (`diffsim.parallel.initialize`) only
+      process 0 writes files.
 
     **Returns:** a `FitResult`.
 
@@ -148,6 +160,16 @@ def fit(
                 "continue it, or use a new directory"
             )
 
+    if mesh is None:
+        from .parallel import current_mesh
+
+        mesh = current_mesh()
+    sharded = mesh is not None and mesh.size > 1
+    if mesh is not None and sharded:
+        from .parallel import replicate
+
+        diff, opt_state, state = replicate((diff, opt_state, state), mesh)
+
     if on_start is not None:
         on_start(start, list(history))
     threaded = state is not None
@@ -165,6 +187,8 @@ def fit(
     def update(d, opt_state, st, step):
         kb, kl = jax.random.split(jax.random.fold_in(key, step))
         batch = batch_fn(kb, step) if batch_fn is not None else None
+        if sharded:
+            batch = _split_batch(batch, mesh)
         (loss, (aux, new_st)), g = jax.value_and_grad(loss_and_aux, has_aux=True)(d, batch, kl, st)
         updates, opt_state = optimizer.update(
             g,
@@ -174,7 +198,10 @@ def fit(
             grad=g,
             value_fn=lambda p: loss_and_aux(p, batch, kl, st)[0],
         )
-        return optax.apply_updates(d, updates), opt_state, new_st, loss, aux
+        new_d = optax.apply_updates(d, updates)
+        if sharded:  # the updated parameters stay whole on every device
+            new_d, opt_state, new_st = _replicated((new_d, opt_state, new_st), mesh)
+        return new_d, opt_state, new_st, loss, aux
 
     def evaluate(p, step):
         assert eval_fn is not None  # called only when there is one
@@ -182,7 +209,7 @@ def fit(
         return {f"eval_{n}": float(v) for n, v in eval_fn(p, k).items()}
 
     def checkpoint(d, s, st, step):
-        if directory is not None:
+        if directory is not None and jax.process_index() == 0:
             save_checkpoint(directory / CHECKPOINT, (d, s, st), {"step": step}, keep_previous=True)
 
     bar = None
@@ -251,8 +278,22 @@ def load_params(directory: str | os.PathLike, like: Any, optimizer=None, state=N
     return eqx.combine(diff, static)
 
 
+def _split_batch(batch: Any, mesh: Any) -> Any:
+    from .parallel import batch_sharding
+    from .parallel._mesh import _check_divides
+
+    _check_divides(batch, mesh.size, "fit: batch_fn's batch")
+    return jax.lax.with_sharding_constraint(batch, batch_sharding(mesh))
+
+
+def _replicated(tree: Any, mesh: Any) -> Any:
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, PartitionSpec()))
+
+
 def _append(directory: Path | None, record: dict) -> None:
-    if directory is None:
+    if directory is None or jax.process_index() != 0:
         return
     with open(directory / METRICS, "a") as f:
         f.write(json.dumps(record) + "\n")

@@ -50,14 +50,21 @@ def _cmd_run(args) -> int:
     cache_option = "off" if args.no_compile_cache else args.compile_cache
     try:
         plan = plan_run(
-            args.config, overrides=args.set or [], out=args.out, runs=args.runs, resume=args.resume
+            args.config,
+            overrides=args.set or [],
+            out=args.out,
+            runs=args.runs,
+            resume=args.resume,
+            devices=args.devices,
         )
+        if not args.check:
+            _start_devices(plan.parallel)
         if args.check:
             where = plan.directory if plan.directory is not None else f"a new folder in {plan.runs}"
             print(f"{plan.experiment.name}: config valid; would run in {where}")
             return 0
         run = claim_run(plan, quiet=args.quiet)
-    except (ConfigError, RunError) as e:
+    except (ConfigError, RunError, ValueError) as e:
         return _error(str(e))
     cache = enable_compile_cache(compile_cache_dir(cache_option))
     try:
@@ -89,6 +96,26 @@ def _cmd_run(args) -> int:
         print(summary_table(metrics))
     print(f"\nrun directory: {run.dir}")
     return 0
+
+
+def _start_devices(parallel) -> None:
+    """Sets XLA's flags and joins the other processes before JAX starts its backend.
+
+    Importing the experiment (in `plan_run`) imports jax but does not start it, so the
+    flags still take effect; a device count that did not is a `ValueError` naming
+    `XLA_FLAGS` (from `make_mesh`).
+    """
+    from .parallel import initialize, make_mesh, prepare_devices
+
+    devices = parallel.devices if parallel.devices > 1 else None
+    prepare_devices(devices, deterministic=parallel.deterministic)
+    initialize(
+        parallel.coordinator or None,
+        parallel.num_processes or None,
+        parallel.process_id if parallel.process_id >= 0 else None,
+    )
+    if devices is not None:
+        make_mesh(devices)
 
 
 def _write_report(run_dir: Path) -> None:
@@ -181,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config value (TOML syntax), repeatable",
     )
     p_run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p_run.add_argument(
+        "--devices",
+        type=int,
+        metavar="N",
+        help="run on a mesh of N devices (diffsim.fit trains data-parallel); on the CPU "
+        "this forces N host devices (XLA_FLAGS=--xla_force_host_platform_device_count=N)",
+    )
     p_run.add_argument(
         "--quiet", action="store_true", help="print only errors and the run directory"
     )

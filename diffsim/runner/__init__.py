@@ -25,6 +25,7 @@ from ._runs import (
     LOG_FILE as LOG_FILE,
     METRICS_FILE as METRICS_FILE,
     STATUS_FILE as STATUS_FILE,
+    ParallelSettings as ParallelSettings,
     Run as Run,
     RunError as RunError,
     RunPlan as RunPlan,

@@ -49,6 +49,7 @@ RUN_TIMES: dict[str, str] = {
     "potential_train_copper": "~40 min",
     "potential_train_lj": "~11 min",
     "quadrotor_waypoints": "~15 s",
+    "scaling": "~12 min",
     "splice_credit_distance": "~26 min (19.5 of them XLA compilation)",
     "splice_genomic": "~21 min",
     "splice_uci": "~20 min (partial run)",

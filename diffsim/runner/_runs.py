@@ -92,6 +92,25 @@ class Run:
 
 
 @dataclasses.dataclass(frozen=True)
+class ParallelSettings:
+    """A config's `[parallel]` table: devices, determinism and the processes to join.
+
+    `devices`: how many devices the run's mesh spans (`diffsim.fit` trains data-parallel
+    on it; `--devices N` overrides it); 0: no mesh, one device. `deterministic`: XLA's
+    deterministic GPU reductions (`--xla_gpu_deterministic_ops=true`, on by default so a
+    resumed GPU run is bitwise equal to an uninterrupted one; the CPU is deterministic
+    anyway). `coordinator` (`host:port`), `num_processes`, `process_id`: several processes
+    through `diffsim.parallel.initialize` (each may come from `DIFFSIM_*` instead).
+    """
+
+    devices: int = dataclasses.field(default=0, metadata={"min": 0})
+    deterministic: bool = True
+    coordinator: str = ""
+    num_processes: int = dataclasses.field(default=0, metadata={"min": 0})
+    process_id: int = dataclasses.field(default=-1, metadata={"min": -1})
+
+
+@dataclasses.dataclass(frozen=True)
 class RunPlan:
     """A validated run, not started: the experiment, its config and where it goes."""
 
@@ -103,6 +122,7 @@ class RunPlan:
     name: str = ""
     """The stem of a new default directory `runs/<name>-<time>`."""
     resume: bool = False
+    parallel: ParallelSettings = ParallelSettings()
 
 
 def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> tuple[Experiment, Any]:
@@ -112,17 +132,28 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> tuple
     `validate(cfg)`, raising `ValueError` for what only it understands (a missing data
     file, sizes larger than a pool); it runs here, before any run directory exists.
 
+    A `[parallel]` table is the runner's, not the experiment's (`load_parallel`).
+
     **Raises:** `ConfigError` naming the file, key, value and what is allowed.
     """
+    exp, cfg, _ = _load(path, overrides)
+    return exp, cfg
+
+
+def _load(path, overrides: Sequence[str] = ()) -> tuple[Experiment, Any, ParallelSettings]:
     path = Path(path)
     data = apply_overrides(read_toml(path), list(overrides))
     source = str(path)
     if "experiment" not in data:
         raise ConfigError(f"{source}: missing required key 'experiment' (see `diffsim list`)")
+    parallel = data.pop("parallel", {})
+    if not isinstance(parallel, dict):
+        raise ConfigError(f"{source}: key 'parallel': expected a table, got {parallel!r}")
+    settings = build_config(ParallelSettings, parallel, source, prefix="parallel.")
     exp = find_experiment(data.pop("experiment"), source)
     cfg = build_config(exp.config_cls, data, source)
     validate_config(exp, cfg, source)
-    return exp, cfg
+    return exp, cfg, settings
 
 
 def validate_config(exp: Experiment, cfg: Any, source: str) -> None:
@@ -142,8 +173,11 @@ def plan_run(
     out: str | os.PathLike | None = None,
     runs: str | os.PathLike = RUNS,
     resume: str | os.PathLike | None = None,
+    devices: int | None = None,
 ) -> RunPlan:
     """Validates a run before anything is written: a config file (new run) or `resume`.
+
+    `devices` (`--devices N`) replaces the config's `[parallel] devices`.
 
     **Raises:** `ConfigError` for the config, `RunError` for the run directory: a resumed
     directory that is not a run or already finished, `--set` with `--resume`, a config
@@ -158,7 +192,9 @@ def plan_run(
             raise RunError(f"--resume {run_dir}: that run already finished ({METRICS_FILE} exists)")
         if overrides:
             raise RunError("--resume continues a run with its saved config; --set is not allowed")
-        exp, cfg = load_config(run_dir / CONFIG_FILE)
+        exp, cfg, parallel = _load(run_dir / CONFIG_FILE)
+        if devices is not None:
+            parallel = dataclasses.replace(parallel, devices=devices)
         if config is not None:
             other, _ = load_config(config)
             if other.name != exp.name:
@@ -166,18 +202,24 @@ def plan_run(
                     f"--resume {run_dir}: that run is experiment {exp.name!r}, "
                     f"but {config} names {other.name!r}"
                 )
-        return RunPlan(exp, cfg, run_dir, resume=True)
+        return RunPlan(exp, cfg, run_dir, resume=True, parallel=parallel)
     if config is None:
         raise RunError(
             "run: give a config file (e.g. configs/ode_stability.toml) or --resume RUN_DIR"
         )
-    exp, cfg = load_config(config, list(overrides))
+    exp, cfg, parallel = _load(config, list(overrides))
+    if devices is not None:
+        if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+            raise RunError(f"--devices: expected an integer >= 1, got {devices!r}")
+        parallel = dataclasses.replace(parallel, devices=devices)
     if out is not None:
         _check_new_dir(Path(out), "--out")
     runs = Path(runs)
     if out is None and runs.exists() and not runs.is_dir():
         raise RunError(f"--runs {runs}: exists and is not a folder")
-    return RunPlan(exp, cfg, None if out is None else Path(out), runs, Path(config).stem)
+    return RunPlan(
+        exp, cfg, None if out is None else Path(out), runs, Path(config).stem, parallel=parallel
+    )
 
 
 def claim_run(plan: RunPlan, *, quiet: bool = False) -> Run:
@@ -226,24 +268,35 @@ def execute(plan: RunPlan, run: Run) -> dict:
     handler = _RunLogHandler(run)
     logging.getLogger("diffsim").addHandler(handler)
     try:
+        parallel = plan.parallel
         if not plan.resume:
-            (run.dir / CONFIG_FILE).write_text(
-                to_toml({"experiment": exp.name, **config_to_dict(cfg)})
-            )
+            saved = {"experiment": exp.name, **config_to_dict(cfg)}
+            if parallel != ParallelSettings():
+                saved["parallel"] = dataclasses.asdict(parallel)
+            (run.dir / CONFIG_FILE).write_text(to_toml(saved))
         _write_status(run.dir, "running")
         run.log(f"{exp.name}: {exp.description}" + (" (resumed)" if plan.resume else ""))
+        mesh, devices = _mesh(parallel.devices)
+        run.log(
+            f"devices: {devices}"
+            + (f" (mesh over {mesh.devices.flat[0].platform})" if mesh is not None else "")
+        )
         t0 = time.perf_counter()
         # A config field `float64` sets the precision of the whole run (default: JAX's).
         float64 = getattr(cfg, "float64", None)
-        if float64 is None:
-            metrics = exp.fn(cfg, run)
-        else:
-            import jax
+        from ..parallel import use_mesh
 
-            with jax.enable_x64(bool(float64)):
+        with use_mesh(mesh):
+            if float64 is None:
                 metrics = exp.fn(cfg, run)
+            else:
+                import jax
+
+                with jax.enable_x64(bool(float64)):
+                    metrics = exp.fn(cfg, run)
         metrics = dict(metrics or {})
         metrics.setdefault("wall_time_s", round(time.perf_counter() - t0, 3))
+        metrics.setdefault("devices", devices)
         _write_atomic(
             run.dir / METRICS_FILE, json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n"
         )
@@ -264,6 +317,19 @@ def execute(plan: RunPlan, run: Run) -> dict:
         _unlock(run.dir)
 
 
+def _mesh(devices: int):
+    """The run's mesh (`None` for one device) and its device count."""
+    if devices <= 1:
+        return None, 1
+    from ..parallel import make_mesh
+
+    try:
+        mesh = make_mesh(devices)
+    except ValueError as e:
+        raise RunError(f"--devices {devices}: {e}") from None
+    return mesh, mesh.size
+
+
 class _RunLogHandler(logging.Handler):
     def __init__(self, run: Run):
         super().__init__(logging.INFO)
@@ -280,6 +346,7 @@ def run_experiment(
     *,
     resume: bool = False,
     quiet: bool = False,
+    devices: int | None = None,
 ) -> tuple[dict, Path]:
     """Runs an experiment with a config into a run directory; gives `(metrics, run_dir)`.
 
@@ -300,7 +367,10 @@ def run_experiment(
         validate_config(exp, cfg, exp.name)
         if out is not None:
             _check_new_dir(Path(out), "out")
-        plan = RunPlan(exp, cfg, None if out is None else Path(out), RUNS, _slug(exp.name))
+        parallel = ParallelSettings(devices=devices or 0)
+        plan = RunPlan(
+            exp, cfg, None if out is None else Path(out), RUNS, _slug(exp.name), parallel=parallel
+        )
     run = claim_run(plan, quiet=quiet)
     return execute(plan, run), run.dir
 
