@@ -268,6 +268,15 @@ def _chunk(integrator, state, key, length, grad):
     return new, out, status, key
 
 
+def _read_status(status) -> int:
+    # The one device-to-host read of a chunk, made explicit (it passes
+    # jax.transfer_guard("disallow")); under jax.grad the status is a tracer whose primal
+    # value is concrete.
+    if isinstance(status, jax.core.Tracer):
+        return int(status)
+    return int(jax.device_get(status))
+
+
 def simulate(
     integrator: Any,
     state: Any,
@@ -320,7 +329,7 @@ def simulate(
         for attempt in range(max_reallocations + 1):
             # A redone chunk starts from the same key, so it draws the same noise.
             new, out, status, next_key = _chunk(integrator, state, key, n, grad)
-            status = int(status)  # the one device-to-host read of the chunk
+            status = _read_status(status)
             if not status & _OVERFLOW:
                 break
             if attempt == max_reallocations:

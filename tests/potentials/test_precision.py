@@ -32,7 +32,7 @@ def _system():
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_energy_and_forces_run_at_highest_precision_by_default(name):
-    model = MODELS[name]((1, 6, 8), features=8, layers=2, n_rbf=4, key=jax.random.key(0))
+    model = MODELS[name]((1, 6, 8), features=4, layers=2, n_rbf=4, key=jax.random.key(0))
     assert model.precision == "highest"
     r, s = _system()
     grad = jax.value_and_grad(lambda x, m=model: m(x, s))
