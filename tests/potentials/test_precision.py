@@ -44,10 +44,7 @@ def test_energy_and_forces_run_at_highest_precision_by_default(name):
         (1, 6), features=4, layers=1, n_rbf=4, precision="default", key=jax.random.key(0)
     )
     assert built.precision == "default" and built.hyperparameters()["precision"] == "default"
-    # The parameters are shared, and on the CPU the two precisions give the same numbers.
-    assert fast.embedding is model.embedding
-    both = jax.jit(lambda x: (fast(x, s), model(x, s)))(r)
-    np.testing.assert_allclose(both[0], both[1], rtol=1e-6)
+    assert fast.embedding is model.embedding  # the parameters are shared
 
 
 def test_default_precision_follows_jax_setting():
