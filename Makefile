@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow lint bench clean-venv
+.PHONY: demo test test-slow lint bench bench-gpu clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f --quick || exit 1; done
+
+bench-gpu: $(STAMP)  ## the GPU table (issue sizes; needs an accelerator): one process per section
+	$(BIN)/python benchmarks/bench_gpu.py --scale gpu
 
 clean-venv:
 	rm -rf $(VENV)

@@ -150,13 +150,15 @@ class NequIPStyleE3nn(AbstractEnergyModel):
     **Arguments:** `elements` (atomic numbers), `cutoff` (Angstrom), `hidden` (irreps
     of the node features, e.g. `"32x0e + 32x1o + 32x2e"`), `layers`, `lmax` (highest
     spherical harmonic of the edge direction), `n_rbf`, `radial_hidden` (widths of the
-    radial MLP's hidden layers), `avg_num_neighbors` (message normalisation), `key`.
+    radial MLP's hidden layers), `avg_num_neighbors` (message normalisation), `key`,
+    `precision` (of the matrix products, as in diffsim's models).
     """
 
     elements: tuple[int, ...] = eqx.field(static=True)
     cutoff: float = eqx.field(static=True)
     n_rbf: int = eqx.field(static=True)
     hidden: str = eqx.field(static=True)
+    precision: str = eqx.field(static=True)
     embedding: jax.Array
     interactions: tuple[NequIPLayer, ...]
     readout: MLP
@@ -175,7 +177,10 @@ class NequIPStyleE3nn(AbstractEnergyModel):
         radial_hidden: Sequence[int] = (64,),
         avg_num_neighbors: float = 8.0,
         key,
+        precision: str = "highest",
     ):
+        # The same matrix-product precision as diffsim's models, so that timings compare.
+        self.precision = precision
         self.elements = tuple(sorted(int(z) for z in elements))
         self.cutoff, self.n_rbf, self.hidden = float(cutoff), int(n_rbf), str(hidden)
         hidden_irreps = e3nn.Irreps(hidden).regroup()

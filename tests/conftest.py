@@ -2,6 +2,12 @@
 
 Tests that need float32 (speed, drift in single precision) create float32 arrays
 explicitly; x64 only changes the default dtype.
+
+On a GPU machine the pytest-xdist workers share one accelerator: JAX's client would
+preallocate 75% of its memory in each worker, and the second worker would die out of
+memory at collection, so the workers allocate as they go (unless the user chose an
+allocation: `XLA_PYTHON_CLIENT_PREALLOCATE` or `XLA_PYTHON_CLIENT_MEM_FRACTION` set).
+This must happen before jax is imported.
 """
 
 import os
@@ -9,6 +15,13 @@ import os
 os.environ.setdefault("MPLBACKEND", "Agg")
 # The CLI runs of the tests (subprocesses included) leave the user's compilation cache alone.
 os.environ.setdefault("DIFFSIM_COMPILE_CACHE", "off")
+if not any(
+    name in os.environ
+    for name in ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION")
+):
+    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    # Inherited by the xdist workers, so that they know it was not the user's choice.
+    os.environ["DIFFSIM_TESTS_SET_PREALLOCATE"] = "1"
 
 import jax
 import pytest

@@ -21,7 +21,7 @@ from .._checks import is_concrete
 from .._custom_types import Array, Float, Int, Scalar
 from ._neighbors import NeighborList
 from ._potentials import AbstractEnergy, pair_indices
-from ._space import AbstractSpace, FreeSpace, box_widths, check_box
+from ._space import AbstractSpace, FreeSpace, box_widths, check_box, exact_matmul
 
 # ASE's units.Bohr (CODATA 2014), in Angstrom.
 BOHR = 0.5291772105638411
@@ -162,7 +162,7 @@ class EMT(AbstractEnergy):
         shifts = jnp.asarray(self.images, positions.dtype)
         if space.periodic:
             cell = space.cell.astype(positions.dtype)  # pyright: ignore[reportAttributeAccessIssue]
-            offsets = shifts @ cell
+            offsets = exact_matmul(shifts, cell)
         else:
             offsets = shifts
         d = d[None] + offsets[:, None, None, :]  # (images, n, n, 3)

@@ -21,6 +21,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -242,12 +243,39 @@ def _check_dt(dt):
 # --- the driver ----------------------------------------------------------------------
 
 
+_OVERFLOW, _NONFINITE = 1, 2
+
+
 @eqx.filter_jit
-def _chunk(integrator, state, xs, length, grad):
+def _chunk(integrator, state, key, length, grad):
+    """Runs one chunk on the device; gives `(state, outs, status, key)`, where `status` (an
+    int32 scalar: `_OVERFLOW` | `_NONFINITE` bits) is all the host reads back and `key` the
+    PRNG key for the next chunk (`None` without one)."""
     # Integer leaves (the neighbour pairs) carry no gradient; under jax.grad they can
     # still arrive as perturbed tracers, which the custom-VJP strategies reject.
     state = stop_int_gradients(state)
-    return rollout(integrator.step, state, xs, length=length if xs is None else None, grad=grad)
+    xs = None
+    if key is not None:
+        key, sub = jax.random.split(key)
+        xs = jax.random.split(sub, length)
+    new, out = rollout(integrator.step, state, xs, length=length if xs is None else None, grad=grad)
+    # Positions, velocities, forces and every step's energies: a blown-up system can keep
+    # finite positions with infinite kinetic energy.
+    leaves = [new.positions, new.velocities, new.forces, *jax.tree.leaves(out)]
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
+    status = jnp.where(finite, 0, _NONFINITE).astype(jnp.int32)
+    if new.neighbors is not None:
+        status = status | jnp.where(new.neighbors.overflow, _OVERFLOW, 0).astype(jnp.int32)
+    return new, out, status, key
+
+
+def _read_status(status) -> int:
+    # The one device-to-host read of a chunk, made explicit (it passes
+    # jax.transfer_guard("disallow")); under jax.grad the status is a tracer whose primal
+    # value is concrete.
+    if isinstance(status, jax.core.Tracer):
+        return int(status)
+    return int(jax.device_get(status))
 
 
 def simulate(
@@ -264,7 +292,9 @@ def simulate(
 
     Runs `rollout` over chunks of `chunk` steps; after each chunk it checks the
     neighbour list's overflow flag (if set, it reallocates a bigger list at the chunk's
-    start and redoes the chunk) and the state for NaN. Differentiable with `jax.grad`
+    start and redoes the chunk) and the state for NaN. Both checks are computed on the
+    device inside the chunk's compiled call; the host reads one int32 per chunk, and the
+    outputs are concatenated once at the end. Differentiable with `jax.grad`
     (not under `jit`: the checks need concrete values); `grad` picks the strategy of
     each chunk's rollout (`Reversible(integrator.inverse)` for `NVE`).
 
@@ -292,18 +322,16 @@ def simulate(
     needs_key = isinstance(integrator, Langevin) or getattr(integrator, "stochastic", False)
     if needs_key and key is None:
         raise ValueError(f"simulate: {type(integrator).__name__} needs key=jax.random.key(...)")
+    key = key if needs_key else None
     outs = []
     done = 0
     while done < steps:
         n = min(chunk, steps - done)
-        xs = None
-        if needs_key:
-            assert key is not None  # checked above
-            key, sub = jax.random.split(key)
-            xs = jax.random.split(sub, n)
         for attempt in range(max_reallocations + 1):
-            new, out = _chunk(integrator, state, xs, n, grad)
-            if new.neighbors is None or not bool(new.neighbors.overflow):
+            # A redone chunk starts from the same key, so it draws the same noise.
+            new, out, status, next_key = _chunk(integrator, state, key, n, grad)
+            status = _read_status(status)
+            if not status & _OVERFLOW:
                 break
             if attempt == max_reallocations:
                 raise ValueError(
@@ -317,19 +345,17 @@ def simulate(
                 state = restart(state, nbrs)
             else:
                 state = integrator.init(state.positions, state.velocities, nbrs)
-        # One device-to-host read per chunk: positions, velocities, forces and every
-        # step's energies (a blown-up system can keep finite positions with infinite
-        # kinetic energy).
-        leaves = [new.positions, new.velocities, new.forces, *jax.tree.leaves(out)]
-        if not bool(jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))):
+        if status & _NONFINITE:
             raise ValueError(
                 f"simulate: NaN or inf in the state or the energies in chunk "
                 f"{done // chunk + 1} (steps {done}..{done + n}); reduce dt or check for "
                 "overlapping atoms"
             )
-        state = new
+        state, key = new, next_key
         outs.append(out)
         done += n
     if not outs:
         return state, {"potential": jnp.zeros((0,)), "kinetic": jnp.zeros((0,))}
+    if len(outs) == 1:
+        return state, outs[0]
     return state, jax.tree.map(lambda *a: jnp.concatenate(a), *outs)

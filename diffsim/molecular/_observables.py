@@ -12,7 +12,7 @@ import numpy as np
 from .._checks import is_concrete
 from .._custom_types import Array, ArrayLike, Float
 from ._neighbors import NeighborList, all_pairs
-from ._space import AbstractSpace, FreeSpace
+from ._space import AbstractSpace, FreeSpace, exact_matmul
 
 
 def kinetic_energy(velocities: Float[Array, "n d"], mass: ArrayLike = 1.0) -> Array:
@@ -61,7 +61,7 @@ def stress(
 
     def strained(e):
         F = eye + e
-        return energy_fn(positions @ F.T, neighbors, space=space.deform(F))
+        return energy_fn(exact_matmul(positions, F.T), neighbors, space=space.deform(F))
 
     g = jax.grad(strained)(jnp.zeros((d, d), positions.dtype))
     volume = space.volume().astype(positions.dtype)
@@ -69,7 +69,7 @@ def stress(
     if velocities is not None:
         m = jnp.asarray(mass).astype(positions.dtype)
         m = m[:, None] if m.ndim == 1 else m
-        s = s - (m * velocities).T @ velocities / volume
+        s = s - exact_matmul((m * velocities).T, velocities) / volume
     return s
 
 

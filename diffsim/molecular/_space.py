@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -140,7 +141,7 @@ class PeriodicBox(AbstractSpace):
 
     def deform(self, deformation):
         # Rows of the cell are lattice vectors; r -> F r maps a row a to a F^T.
-        return TriclinicBox(jnp.diag(self.lengths) @ deformation.T)
+        return TriclinicBox(exact_matmul(jnp.diag(self.lengths), deformation.T))
 
     @property
     def periodic(self) -> bool:
@@ -188,19 +189,19 @@ class TriclinicBox(AbstractSpace):
 
     def fractional(self, positions):
         inv = jnp.linalg.inv(self.cell.astype(positions.dtype))
-        return positions @ inv
+        return exact_matmul(positions, inv)
 
     def displacement(self, ra, rb):
         d = ra - rb
         cell = self.cell.astype(d.dtype)
-        s = d @ jnp.linalg.inv(cell)
+        s = exact_matmul(d, jnp.linalg.inv(cell))
         s = s - jnp.round(s)
-        return s @ cell
+        return exact_matmul(s, cell)
 
     def wrap(self, positions):
         cell = self.cell.astype(positions.dtype)
         s = jnp.mod(self.fractional(positions), 1.0)
-        return s @ cell
+        return exact_matmul(s, cell)
 
     def pair_components(self, positions, i, j):
         cell = self.cell.astype(positions.dtype)
@@ -212,7 +213,7 @@ class TriclinicBox(AbstractSpace):
         return [sum(ds[k] * cell[k, c] for k in range(dim)) for c in range(dim)]
 
     def deform(self, deformation):
-        return TriclinicBox(self.cell @ deformation.T)
+        return TriclinicBox(exact_matmul(self.cell, deformation.T))
 
     @property
     def periodic(self) -> bool:
@@ -227,6 +228,16 @@ class TriclinicBox(AbstractSpace):
     def volume(self) -> Array:
         """Gives the cell volume (area in 2-D)."""
         return jnp.abs(jnp.linalg.det(self.cell))
+
+
+def exact_matmul(a, b):
+    """Gives `a @ b` at full precision on every backend.
+
+    Geometry (fractional coordinates, cell images, strains) must not go through the
+    TF32 products that JAX's default float32 precision allows on GPUs: a 10-bit mantissa
+    moves an atom by about 1e-3 of the box.
+    """
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
 
 
 def _take(x, idx):

@@ -30,11 +30,19 @@ filter are computed once and used for both message directions.
 
 The layers are `eqx.nn.Embedding`, `eqx.nn.Linear` and `MLP` (two `eqx.nn.Linear`),
 initialised LeCun-normal as in the reference codes.
+
+Matrix products run at `precision="highest"` by default: on GPUs JAX's default float32
+product uses TF32 (10-bit mantissa), which breaks the rotation symmetry of the energy by
+about 1e-4 relative and so puts a physics error into MD forces. `precision="default"`
+leaves the choice to JAX (`jax.default_matmul_precision`), for users who accept TF32 for
+speed; on CPUs the two give the same program speed.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
+import copy
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -58,6 +66,31 @@ def _scatter(values, index, n):
     return jax.ops.segment_sum(values, index, num_segments=n)
 
 
+# The model's `precision` values: "highest" (full float32/float64 products, the default),
+# "high" (3-pass bf16 on TPUs; XLA may treat it as "default" elsewhere) and "default"
+# (JAX's own setting, which allows TF32 on NVIDIA GPUs since Ampere).
+PRECISIONS = ("highest", "high", "default")
+
+
+def _check_precision(precision) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def matmul_precision(precision: str):
+    """Gives the context in which a model's matrix products run at `precision`.
+
+    `"default"` enters nothing, so JAX's setting (`jax.default_matmul_precision`, or the
+    `JAX_DEFAULT_MATMUL_PRECISION` environment variable) applies. The precision is set when
+    the products are traced, and their transposes (the backward pass, so the forces)
+    inherit it.
+    """
+    if _check_precision(precision) == "default":
+        return contextlib.nullcontext()
+    return jax.default_matmul_precision(precision)
+
+
 # --- models ----------------------------------------------------------------------------
 
 
@@ -74,6 +107,7 @@ class AbstractEnergyModel(eqx.Module):
     n_rbf: eqx.AbstractVar[int]
     e_ref: eqx.AbstractVar[Float[Array, " S"]]
     scale: eqx.AbstractVar[Scalar]
+    precision: eqx.AbstractVar[str]
 
     @abc.abstractmethod
     def atomic_energies(self, species: Int[Array, " n"], edges: Edges) -> Float[Array, " n"]:
@@ -115,8 +149,9 @@ class AbstractEnergyModel(eqx.Module):
             )
         space = FreeSpace() if space is None else space
         pairs = pair_indices(n, neighbors, cutoff=self.cutoff)
-        edges = build_edges(positions, pairs, space, self.cutoff, self.n_rbf)
-        eps = self.atomic_energies(jnp.asarray(species), edges)
+        with matmul_precision(self.precision):
+            edges = build_edges(positions, pairs, space, self.cutoff, self.n_rbf)
+            eps = self.atomic_energies(jnp.asarray(species), edges)
         e_ref = jax.lax.stop_gradient(self.e_ref).astype(positions.dtype)
         scale = jax.lax.stop_gradient(self.scale).astype(positions.dtype)
         return jnp.sum(scale * eps + e_ref[species])
@@ -137,6 +172,19 @@ class AbstractEnergyModel(eqx.Module):
     def bind(self, species, space: AbstractSpace | None = None) -> LearnedEnergy:
         """Gives an `AbstractEnergy` for fixed species and space (for the integrators)."""
         return LearnedEnergy(self, jnp.asarray(species), FreeSpace() if space is None else space)
+
+    def with_precision(self, precision: str) -> AbstractEnergyModel:
+        """Gives the model with its matrix products at `precision` (`"highest"`, `"high"`
+        or `"default"`; see the module docstring). The parameters are shared.
+
+        **Example:** `fast = model.with_precision("default")` accepts TF32 on a GPU.
+        """
+        _check_precision(precision)
+        # A static field is not a pytree leaf (eqx.tree_at cannot set it): copy and set it,
+        # as the frozen dataclass's own __init__ does.
+        new = copy.copy(self)
+        object.__setattr__(new, "precision", precision)
+        return new
 
     def with_reference(self, e_ref, scale) -> AbstractEnergyModel:
         """Gives the model with new reference energies and scale (see `fit_energy_scale`)."""
@@ -184,10 +232,12 @@ def _hyperparameters(model) -> dict:
         "features": model.features,
         "layers": model.layers,
         "n_rbf": model.n_rbf,
+        "precision": model.precision,
     }
 
 
-def _check_common(elements, cutoff, features, layers, n_rbf):
+def _check_common(elements, cutoff, features, layers, n_rbf, precision):
+    _check_precision(precision)
     if len(elements) == 0 or len(set(elements)) != len(elements):
         raise ValueError(f"elements must be distinct atomic numbers, got {elements}")
     if not all(isinstance(z, int) and 0 < z < 119 for z in elements):
@@ -204,7 +254,10 @@ class SchNet(AbstractEnergyModel):
 
     **Arguments:** `elements` (sorted atomic numbers the model knows), `cutoff`
     (Angstrom), `features` (channels), `layers` (interaction blocks), `n_rbf` (radial
-    basis size), `key`.
+    basis size), `key`; `precision` of the matrix products, `"highest"` (default),
+    `"high"` or `"default"` (JAX's setting: TF32 on recent NVIDIA GPUs).
+
+    **Raises:** `ValueError` naming a bad argument.
     """
 
     elements: tuple[int, ...] = eqx.field(static=True)
@@ -212,6 +265,7 @@ class SchNet(AbstractEnergyModel):
     n_rbf: int = eqx.field(static=True)
     features: int = eqx.field(static=True)
     layers: int = eqx.field(static=True)
+    precision: str = eqx.field(static=True)
     embedding: eqx.nn.Embedding
     filters: tuple[MLP, ...]
     inputs: tuple[eqx.nn.Linear, ...]
@@ -229,11 +283,12 @@ class SchNet(AbstractEnergyModel):
         layers: int = 3,
         n_rbf: int = 16,
         key: PRNGKeyArray,
+        precision: str = "highest",
     ):
         elements = tuple(sorted(int(z) for z in elements))
-        _check_common(elements, cutoff, features, layers, n_rbf)
+        _check_common(elements, cutoff, features, layers, n_rbf, precision)
         self.elements, self.cutoff, self.n_rbf = elements, float(cutoff), n_rbf
-        self.features, self.layers = features, layers
+        self.features, self.layers, self.precision = features, layers, precision
         keys = jax.random.split(key, 3 * layers + 2)
         ssp = shifted_softplus
         self.embedding = eqx.nn.Embedding(
@@ -288,6 +343,7 @@ class PaiNN(AbstractEnergyModel):
     n_rbf: int = eqx.field(static=True)
     features: int = eqx.field(static=True)
     layers: int = eqx.field(static=True)
+    precision: str = eqx.field(static=True)
     embedding: eqx.nn.Embedding
     message_mlps: tuple[MLP, ...]
     message_filters: tuple[eqx.nn.Linear, ...]
@@ -307,11 +363,12 @@ class PaiNN(AbstractEnergyModel):
         layers: int = 3,
         n_rbf: int = 16,
         key: PRNGKeyArray,
+        precision: str = "highest",
     ):
         elements = tuple(sorted(int(z) for z in elements))
-        _check_common(elements, cutoff, features, layers, n_rbf)
+        _check_common(elements, cutoff, features, layers, n_rbf, precision)
         self.elements, self.cutoff, self.n_rbf = elements, float(cutoff), n_rbf
-        self.features, self.layers = features, layers
+        self.features, self.layers, self.precision = features, layers, precision
         F = features
         keys = jax.random.split(key, 5 * layers + 2)
         self.embedding = eqx.nn.Embedding(weight=jax.random.normal(keys[0], (len(elements), F)))
