@@ -27,7 +27,9 @@ the same test frames; accuracy and speed are printed side by side.
   `force_matching_loss`); the best validation state (evaluated every steps/10) is kept.
   MACE's own training script adds EMA, AMSGrad, SWA and a different loss weighting;
   they are not used here, so both sides train the same way.
-- Speed: the training wall time, and energy + forces for one structure (median of
+- Speed: the training wall time (ours includes XLA's compilation of the training and
+  evaluation steps, tens of seconds on 2 cores, so short runs favour MACE's eager
+  PyTorch), and energy + forces for one structure (median of
   repeats, interleaved; ours jitted, MACE eager PyTorch with its graph built once,
   `torch.get_num_threads()` threads). Both share the machine's cores.
 
@@ -351,6 +353,7 @@ def main():
             f"| {labels[name]} | {r['params']:,} | {steps} | {r['train_s']:.0f} | {r['best']} | "
             f"{r['energy_mae']:.2f} | {r['force_mae']:.1f} | {1e3 * times[name].median:.2f} |"
         )
+    say("(train time: ours includes XLA compilation; E+F: ours jitted, MACE eager PyTorch)")
     say()
     p, m = rows["painn"], rows["MACE"]
     say(
