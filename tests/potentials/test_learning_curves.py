@@ -7,7 +7,8 @@ models (32 features, 3 layers, 5 A cutoff) and the same GFN2-xTB labels, at size
 250, 600 steps, on 450 frames generated in the test; then `potential_md` runs the
 exported n = 250 PaiNN and its bond lengths are compared with the reference MD's.
 
-Recorded run (2026-11-30, load 15-17 on the 2 cores, so ~15 min; about 3 min at low load),
+Recorded run (2026-11-30, load 15-17 on the 2 cores: 19 + 3.6 min of wall time, 2.7 + 0.8 min
+of CPU time, so about 4 min at low load),
 test force MAE (meV/A): PaiNN 91.2 (n = 50) -> 61.3 (n = 250), SchNet 88.2 -> 83.0;
 SchNet / PaiNN 0.97 at n = 50, 1.35 at n = 250: the crossover of the full-scale run.
 `potential_md` (200 + 2000 Langevin steps, 1000 NVE steps): see the figures by its asserts.
@@ -36,7 +37,7 @@ def ethanol_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.slow  # ~3 min at low load: 450 GFN2-xTB frames, four trainings of 600 steps, MD
+@pytest.mark.slow  # ~4 min at low load: 450 GFN2-xTB frames, four trainings of 600 steps, MD
 def test_learning_curves_fall_and_the_equivariant_model_wins_at_250(ethanol_file, tmp_path):
     exp, cfg = small(
         "potential_train",
