@@ -204,8 +204,10 @@ def train_mace(model, train_graphs, val_graphs, n_atoms, scale, steps, batch_siz
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             out = model(val, training=False, compute_force=True)
             v = float(
-                torch.mean(((out["energy"] - val["energy"]) / n_atoms) ** 2)
-                + torch.mean((out["forces"] - val["forces"]) ** 2)
+                (
+                    torch.mean(((out["energy"] - val["energy"]) / n_atoms) ** 2)
+                    + torch.mean((out["forces"] - val["forces"]) ** 2)
+                ).detach()
             )
             if v < best[0]:
                 best = (v, {k: t.detach().clone() for k, t in model.state_dict().items()}, step + 1)
@@ -266,6 +268,8 @@ def main():
     import torch
 
     torch.set_default_dtype(torch.float32)
+    # OMP_NUM_THREADS=1 above is for tblite; MACE gets every core, as XLA does.
+    torch.set_num_threads(os.cpu_count() or 1)
     steps = args.steps or (100 if args.quick else 1000)
     batch_size = min(args.batch_size, 8) if args.quick else args.batch_size
     say(
