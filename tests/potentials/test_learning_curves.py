@@ -12,6 +12,8 @@ of CPU time, so about 4 min at low load),
 test force MAE (meV/A): PaiNN 91.2 (n = 50) -> 61.3 (n = 250), SchNet 88.2 -> 83.0;
 SchNet / PaiNN 0.97 at n = 50, 1.35 at n = 250: the crossover of the full-scale run.
 `potential_md` (200 + 2000 Langevin steps, 1000 NVE steps): see the figures by its asserts.
+This test itself passed in 873 s at load 10-23 (data 249 s, the rest 573 s; 3 min 47 s of
+CPU time), which is over pytest's 900 s timeout at a higher load: run it on a quiet machine.
 """
 
 import dataclasses
