@@ -9,7 +9,11 @@ energy-and-gradient with its cell-list neighbour list (skin 0.5 A). Reports:
 
 - energy + forces per call (N = 256, 500, 864; `--quick`: 256);
 - NVE (velocity Verlet, 2 fs) steps per second, list updates included, against ASE's
-  `VelocityVerlet` with the same calculator.
+  `VelocityVerlet` with the same calculator: the median of repeated runs (3 in `--quick`,
+  7 in full), the two sides in alternation, the first run of each (compilation, ASE's
+  list) apart.
+
+Every table is printed with the machine's load (`machine_load`) before and after.
 
 Run: `.venv/bin/python benchmarks/bench_emt.py [--quick]`.
 """
@@ -17,7 +21,6 @@ Run: `.venv/bin/python benchmarks/bench_emt.py [--quick]`.
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
@@ -75,15 +78,17 @@ def bench(repeat, repeats, md_steps, ase_md_steps):
     dt = 2.0 * units.fs
     nve = md.NVE(emt, dt=dt, mass=mass)
     state = nve.init(r, jnp.asarray(atoms.get_velocities()), nbrs)
-    md.simulate(nve, state, md_steps, chunk=md_steps)  # compile
-    t0 = time.perf_counter()
-    final, _ = md.simulate(nve, state, md_steps, chunk=md_steps)
-    jax.block_until_ready(final.positions)
-    row["diffsim_steps_s"] = md_steps / (time.perf_counter() - t0)
+
+    def ours_md():
+        final, _ = md.simulate(nve, state, md_steps, chunk=md_steps)
+        return final.positions
+
     dyn = VelocityVerlet(atoms, timestep=dt)
-    t0 = time.perf_counter()
-    dyn.run(ase_md_steps)
-    row["ase_steps_s"] = ase_md_steps / (time.perf_counter() - t0)
+    # Medians of `repeats` runs each, diffsim and ASE in alternation (the first runs,
+    # compilation and ASE's neighbour list, apart); ASE's runs continue one trajectory.
+    t = interleaved({"diffsim": (ours_md, ()), "ASE": (dyn.run, (ase_md_steps,))}, repeats)
+    row["diffsim_steps_s"] = md_steps / t["diffsim"].median
+    row["ase_steps_s"] = ase_md_steps / t["ASE"].median
     row["md_ratio"] = row["diffsim_steps_s"] / row["ase_steps_s"]
     return row
 

@@ -21,10 +21,11 @@ separately):
   their ratio;
 - the reference method's own force call: GFN2-xTB through tblite (ethanol; skipped
   without tblite) and ASE's EMT (copper);
-- NVE steps per second at 300 K (the median of 3 runs after a first one; copper 20 steps a
-  run): diffsim's `NVE` (velocity Verlet) through `simulate` with
-  our model and with the e3nn reference (ethanol: dt 0.5 fs, dense; copper: dt 2 fs,
-  neighbor list with skin 0.5 Angstrom, updates and rebuilds included), and ASE's
+- NVE steps per second at 300 K (the median of 5 runs after a first one, 3 in `--quick`;
+  copper 20 steps a run, 5 in `--quick`; every model's runs and ASE's interleaved):
+  diffsim's `NVE` (velocity Verlet) through `simulate` with our model and with the
+  e3nn reference (ethanol: dt 0.5 fs, dense; copper: dt 2 fs, neighbor list with skin
+  0.5 Angstrom, updates and rebuilds included), and ASE's
   `VelocityVerlet` with tblite / EMT; the largest total-energy excursion is printed as
   a sanity check (meaningful for the trained ethanol models only);
 - accuracy at an equal training budget (full mode): each model trained by
@@ -208,9 +209,12 @@ def bench_reference_forces(atoms, calc, repeats):
     return timed(moved_forces, repeats=repeats).median
 
 
-def bench_md(models, atoms, space, skin, dt_fs, steps, repeats, trained):
-    """Steps per second of diffsim's `NVE` through `simulate`, per model, and
-    the largest total-energy excursion (a sanity check, meaningful for trained models:
+def bench_md(models, atoms, space, skin, dt_fs, steps, repeats, trained, ase=None):
+    """Steps per second of diffsim's `NVE` through `simulate`, per model, and of ASE's
+    `VelocityVerlet` with the reference method's calculator (`ase = (label, calc,
+    steps)`), all runs interleaved (model 1, model 2, ..., ASE, model 1, ...), each the
+    median of `repeats` runs after a first one (compilation, the calculator's set-up);
+    and the largest total-energy excursion (a sanity check, meaningful for trained models:
     untrained ones have arbitrary forces)."""
     from ase import units
 
@@ -221,7 +225,7 @@ def bench_md(models, atoms, space, skin, dt_fs, steps, repeats, trained):
         len(atoms), 3, kT, key=jax.random.key(0), mass=masses, dtype=jnp.float32
     )
     nbrs = None if skin is None else md.neighbor_list(r, space, CUTOFF, skin=skin)
-    out = {}
+    calls, n_steps = {}, {}
     for name, model in models.items():
         species = model.species_of(atoms.numbers)
         vv = md.NVE(model.bind(species, space), dt=dt_fs * units.fs, mass=masses)
@@ -230,30 +234,36 @@ def bench_md(models, atoms, space, skin, dt_fs, steps, repeats, trained):
         def run(vv=vv, s0=s0):
             return md.simulate(vv, s0, steps, chunk=steps)
 
-        sec, first, (_, outs) = timed(run, repeats=repeats)
+        calls[name], n_steps[name] = (run, ()), steps
+    if ase is not None:
+        from ase.md.velocitydistribution import thermalize_momenta
+        from ase.md.verlet import VelocityVerlet
+
+        label, calc, ase_steps = ase
+        a = atoms.copy()
+        a.calc = calc
+        thermalize_momenta(a, 300.0, rng=np.random.default_rng(0))
+        dyn = VelocityVerlet(a, timestep=dt_fs * units.fs)
+        calls[label], n_steps[label] = (dyn.run, (ase_steps,)), ase_steps
+    times = interleaved(calls, repeats)
+    out = {}
+    for name in models:
+        t = times[name]
+        _, outs = t.out
         total = np.asarray(outs["potential"] + outs["kinetic"], np.float64)
         drift = 1e3 * float(np.max(np.abs(total - total[0]))) / len(atoms)
-        out[name] = {"sps": steps / sec, "compile": first - sec, "drift": drift}
+        sps = steps / t.median
+        out[name] = {"sps": sps, "compile": t.first - t.median, "drift": drift}
         say(
-            f"  MD {name:12s} {steps / sec:8.1f} steps/s (compile {first - sec:.1f} s), "
-            f"max |E_tot - E_tot(0)| {drift:.3g} meV/atom over {steps} steps"
-            f"{'' if trained else ' (untrained model)'}"
+            f"  MD {name:12s} {sps:8.1f} steps/s (median of {repeats}; compile "
+            f"{t.first - t.median:.1f} s), max |E_tot - E_tot(0)| {drift:.3g} meV/atom over "
+            f"{steps} steps{'' if trained else ' (untrained model)'}"
         )
+    if ase is not None:
+        label = ase[0]
+        out["ase"] = n_steps[label] / times[label].median
+        say(f"  MD ASE VelocityVerlet + {label}: {out['ase']:.1f} steps/s (median of {repeats})")
     return out
-
-
-def bench_ase_md(atoms, calc, dt_fs, steps, repeats):
-    """Steps per second of ASE's VelocityVerlet: the median of `repeats` runs of `steps`
-    steps each, after a first run (the calculator's set-up)."""
-    from ase import units
-    from ase.md.velocitydistribution import thermalize_momenta
-    from ase.md.verlet import VelocityVerlet
-
-    atoms = atoms.copy()
-    atoms.calc = calc
-    thermalize_momenta(atoms, 300.0, rng=np.random.default_rng(0))
-    dyn = VelocityVerlet(atoms, timestep=dt_fs * units.fs)
-    return steps / timed(dyn.run, steps, repeats=repeats).median
 
 
 # --- accuracy at an equal training budget ----------------------------------------------
@@ -485,12 +495,11 @@ def main():
         None,
         0.5,
         md_steps,
-        repeats=1 if quick else 3,
+        repeats=3 if quick else 5,
         trained=bool(accuracy),
+        ase=None if calc is None else (label, calc, 50 if quick else 300),
     )
-    if calc is not None:
-        ref_sps = bench_ase_md(atoms, calc, 0.5, 50 if quick else 300, repeats=3)
-        say(f"  MD ASE VelocityVerlet + {label}: {ref_sps:.1f} steps/s")
+    ref_sps = mdr.pop("ase", None)
     results["ethanol (9)"] = {
         "eval": ev,
         "md": mdr,
@@ -515,15 +524,18 @@ def main():
     ref_t = bench_reference_forces(atoms, calc, repeats=repeats)
     say(f"  {label} force call {1e3 * ref_t:.2f} ms")
     md_steps = 5 if quick else 20
-    mdr = {}
-    if quick:
-        say("  (quick: no MD with the learned models on copper)")
-    else:
-        mdr = bench_md(
-            {k: models[k] for k in md_names}, atoms, space, 0.5, 2.0, md_steps, 3, trained=False
-        )
-    ref_sps = bench_ase_md(atoms, calc, 2.0, md_steps, repeats=1 if quick else 3)
-    say(f"  MD ASE VelocityVerlet + {label}: {ref_sps:.1f} steps/s")
+    mdr = bench_md(
+        {k: models[k] for k in md_names},
+        atoms,
+        space,
+        0.5,
+        2.0,
+        md_steps,
+        repeats=3 if quick else 5,
+        trained=False,
+        ase=(label, calc, md_steps),
+    )
+    ref_sps = mdr.pop("ase")
     results[f"Cu fcc ({len(atoms)})"] = {
         "eval": ev,
         "md": mdr,

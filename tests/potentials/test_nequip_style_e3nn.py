@@ -104,3 +104,34 @@ def test_neighbour_list_path_equals_dense():
     np.testing.assert_allclose(e_nl, e_dense, rtol=1e-12)
     np.testing.assert_allclose(f_nl, f_dense, atol=1e-11)
     np.testing.assert_allclose(f_dense.sum(0), 0.0, atol=1e-11)  # no net force
+
+
+def test_one_layer_reference_is_equivariant_and_conservative():
+    """The default tier's check of the reference (the two above are slow): one layer of
+    2x0e + 2x1o + 2x2e on 5 atoms, float64, one compilation. Energy invariant and forces
+    equivariant under a rotoreflection, permutation and translation; forces equal to
+    central differences of the energy along a random direction."""
+    model = NequIPStyleE3nn(
+        ELEMENTS,
+        cutoff=4.0,
+        hidden="2x0e + 2x1o + 2x2e",
+        layers=1,
+        n_rbf=4,
+        radial_hidden=(4,),
+        key=jax.random.key(1),
+    )
+    model = pot.astype(model.with_reference(jnp.arange(1.0, 4.0), 0.7), jnp.float64)
+    r, s = cluster(seed=5, n=5)
+    e, f = energy_forces(model, r, s)
+    assert float(jnp.max(jnp.abs(f))) > 1e-3
+    rng = np.random.default_rng(2)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = jnp.asarray(-q if np.linalg.det(q) > 0 else q)  # a rotoreflection
+    perm = rng.permutation(5)
+    e2, f2 = energy_forces(model, (r @ q.T + jnp.array([[0.3, -1.2, 2.0]]))[perm], s[perm])
+    np.testing.assert_allclose(e2, e, rtol=1e-12)
+    np.testing.assert_allclose(f2, (f @ q.T)[perm], atol=1e-11)
+    d = jnp.asarray(rng.normal(size=r.shape))
+    h = 1e-5
+    fd = (energy_forces(model, r + h * d, s)[0] - energy_forces(model, r - h * d, s)[0]) / (2 * h)
+    np.testing.assert_allclose(fd, -jnp.sum(f * d), rtol=1e-7, atol=1e-9)
