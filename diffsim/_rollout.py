@@ -70,38 +70,132 @@ class Checkpointed(AbstractGradient):
             raise ValueError(f"Checkpointed: segments must be >= 1 or None, got {self.segments}")
 
     def scan(self, step, state0, xs, length):
-        return _nested_scan(step, state0, xs, length, self.levels, self.segments)
+        if self.levels <= 1 or length <= 2:
+            return jax.lax.scan(step, state0, xs, length=length)
+        step_cc = _convert(step, state0, _first(xs))
+        return _checkpointed_scan((step_cc, state0, xs), length, self.levels, self.segments)
 
 
 def _slice(xs, start, stop):
     return jtu.tree_map(lambda a: a[start:stop], xs)
 
 
-def _nested_scan(step, state, xs, length, levels, segments=None):
-    if levels <= 1 or length <= 2:
-        return jax.lax.scan(step, state, xs, length=length)
+def _split(length, levels, segments):
     n = segments if segments is not None else max(1, round(length ** (1.0 / levels)))
     n = min(n, length)
     k = length // n
-    main = n * k
+    return n, k, n * k
+
+
+# How many segments one iteration of the outer loops runs (1 on every backend). Tests set
+# it to True (the loops fully unrolled) to reproduce on the CPU what XLA's GPU pipeline
+# may do to a loop: once unrolled, nothing but a data dependence keeps the recomputation
+# of a segment after the backward pass of the segment behind it.
+_UNROLL_SEGMENTS: int | bool = 1
+
+
+def _finite_flag(tree):
+    leaves = [jnp.all(jnp.isfinite(a)) for a in jtu.tree_leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def _inner_scan(step, state, xs, length, levels):
+    if levels <= 1 or length <= 2:
+        return jax.lax.scan(lambda s, x: step(s, x), state, xs, length=length)
+    return _checkpointed_scan((step, state, xs), length, levels, None)
+
+
+@eqx.filter_custom_vjp
+def _checkpointed_scan(vjp_arg, length, levels, segments):
+    step, state0, xs = vjp_arg
+    return jax.lax.scan(lambda s, x: step(s, x), state0, xs, length=length)
+
+
+@_checkpointed_scan.def_fwd
+def _checkpointed_fwd(perturbed, vjp_arg, length, levels, segments):
+    del perturbed
+    step, state0, xs = vjp_arg
+    n, k, main = _split(length, levels, segments)
 
     # Segments read their inputs with a dynamic slice of the whole xs rather than a
     # reshaped copy, so a T that is not a multiple of k costs no O(T) buffer.
-    @jax.checkpoint
     def segment(carry, i):
         xs_seg = jtu.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, i * k, k), xs)
-        return _nested_scan(step, carry, xs_seg, k, levels - 1)
+        final, outs = jax.lax.scan(lambda s, x: step(s, x), carry, xs_seg, length=k)
+        return final, (outs, carry)
 
-    state, outs = jax.lax.scan(segment, state, jnp.arange(n))
+    state, (outs, entries) = jax.lax.scan(segment, state0, jnp.arange(n), unroll=_UNROLL_SEGMENTS)
     outs = jtu.tree_map(lambda a: a.reshape(main, *a.shape[2:]), outs)
-    if main == length:
-        return state, outs
-    rest = length - main
-    state, outs_rest = jax.checkpoint(lambda c, x: _nested_scan(step, c, x, rest, levels - 1))(
-        state, _slice(xs, main, length)
+    rest_entry = state
+    if main < length:
+        state, outs_rest = jax.lax.scan(
+            lambda s, x: step(s, x), state, _slice(xs, main, length), length=length - main
+        )
+        outs = jtu.tree_map(lambda a, b: jnp.concatenate([a, b]), outs, outs_rest)
+    return (state, outs), (entries, rest_entry)
+
+
+@_checkpointed_scan.def_bwd
+def _checkpointed_bwd(res, grad_obj, perturbed, vjp_arg, length, levels, segments):
+    entries, rest_entry = res
+    step, state0, xs = vjp_arg
+    want_xs = any(jtu.tree_leaves(perturbed[2]))
+    n, k, main = _split(length, levels, segments)
+    g_final, g_outs = grad_obj
+    lam = _materialise(g_final, state0)
+    out_like = jax.eval_shape(lambda: step(state0, _first(xs))[1])
+    out_like = jtu.tree_map(lambda a: jax.ShapeDtypeStruct((length, *a.shape), a.dtype), out_like)
+    g_outs = _materialise(g_outs, out_like)
+    diff_step, static_step = eqx.partition(step, _is_diff)
+
+    def segment_vjp(entry, lam, xs_seg, g_out_seg, steps):
+        def f(p, c, xs_seg):
+            return _inner_scan(eqx.combine(p, static_step), c, xs_seg, steps, levels - 1)
+
+        def recompute_and_vjp(entry, lam, xs_seg, g_out_seg):
+            if want_xs:
+                _, vjp_fn = eqx.filter_vjp(f, diff_step, entry, xs_seg)
+                dp, dc, dxs = vjp_fn((lam, g_out_seg))
+            else:
+                _, vjp_fn = eqx.filter_vjp(lambda p, c: f(p, c, xs_seg), diff_step, entry)
+                (dp, dc), dxs = vjp_fn((lam, g_out_seg)), None
+            return _materialise(dc, entry), dp, dxs
+
+        # The recomputation must wait for the cotangent of its segment: a compiler that
+        # unrolls the loop over segments (XLA's GPU pipeline may) could otherwise hoist
+        # every segment's recomputation ahead of the backward pass and keep all their
+        # residuals alive at once (O(T) memory). An optimization barrier does not keep
+        # that order (XLA expands it away before scheduling); a branch on a value of the
+        # cotangent does. Both branches are the same computation.
+        pred = _finite_flag(lam)
+        return jax.lax.cond(
+            pred, recompute_and_vjp, recompute_and_vjp, entry, lam, xs_seg, g_out_seg
+        )
+
+    g_step = jtu.tree_map(jnp.zeros_like, diff_step)
+    g_xs_rest = None
+    if main < length:
+        lam, g_step, g_xs_rest = segment_vjp(
+            rest_entry, lam, _slice(xs, main, length), _slice(g_outs, main, length), length - main
+        )
+
+    def body(carry, inp):
+        lam, g_step = carry
+        entry, i = inp
+        cut = lambda a: jax.lax.dynamic_slice_in_dim(a, i * k, k)
+        lam, dp, dxs = segment_vjp(entry, lam, jtu.tree_map(cut, xs), jtu.tree_map(cut, g_outs), k)
+        return (lam, _add(g_step, dp)), dxs
+
+    (lam, g_step), g_xs = jax.lax.scan(
+        body, (lam, g_step), (entries, jnp.arange(n)), reverse=True, unroll=_UNROLL_SEGMENTS
     )
-    outs = jtu.tree_map(lambda a, b: jnp.concatenate([a, b]), outs, outs_rest)
-    return state, outs
+    if want_xs:
+        g_xs = jtu.tree_map(lambda a: a.reshape(main, *a.shape[2:]), g_xs)
+        if g_xs_rest is not None:
+            g_xs = jtu.tree_map(lambda a, b: jnp.concatenate([a, b]), g_xs, g_xs_rest)
+    else:
+        g_xs = jtu.tree_map(lambda _: None, xs)
+    return (g_step, lam, g_xs)
 
 
 class Truncated(AbstractGradient):
