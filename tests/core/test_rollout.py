@@ -164,7 +164,8 @@ def test_checkpointed_memory_sublinear_with_unrolled_loops(monkeypatch):
     """The GPU failure reproduced on the CPU: with the loops over segments unrolled (as
     XLA's GPU pipeline may do), a compiler can hoist every segment's recomputation ahead of
     the backward pass (jax.checkpoint in a scan then took 1.25 MB at T = 1600, more than
-    BPTT); the recomputation is tied to the cotangent, so memory stays O(sqrt T)."""
+    BPTT, and 4x the memory for 4x T); the recomputation is tied to the cotangent, so memory
+    stays O(sqrt T)."""
     import diffsim._rollout as core
 
     monkeypatch.setattr(core, "_UNROLL_SEGMENTS", True)
@@ -174,9 +175,9 @@ def test_checkpointed_memory_sublinear_with_unrolled_loops(monkeypatch):
         f = lambda h: jnp.sum(ds.rollout(lambda h, x: (jnp.tanh(h + x), None), h, xs, grad=grad)[0])
         return ds.memory_usage(jax.grad(f), jnp.ones(32)).temp
 
-    c1, c2 = mem(400, ds.Checkpointed()), mem(1600, ds.Checkpointed())
+    c1, c2 = mem(256, ds.Checkpointed()), mem(1024, ds.Checkpointed())
     assert c2 / c1 < 3  # ~2x: sqrt (4x when hoisted)
-    assert c2 < mem(1600, ds.BPTT()) / 8
+    assert c2 < mem(1024, ds.BPTT()) / 5
 
 
 def test_costates_equal_grad(problem):
