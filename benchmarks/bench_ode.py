@@ -13,7 +13,8 @@ Cases (issue 2, section 6):
 1. Lorenz, RK4, 1e4 fixed steps, forward: floor, diffsim, diffrax; and vmapped over
    1024 initial conditions.
 2. Gradient of sum(y(T)) with respect to (sigma, rho, beta) for 1e3 and 1e4 steps: every
-   diffsim mode, plain BPTT through the floor scan, diffrax's RecursiveCheckpointAdjoint
+   diffsim mode (ForwardSensitivity: forward-mode sensitivities, the fast one here), plain
+   BPTT through the floor scan, diffrax's RecursiveCheckpointAdjoint
    and BacksolveAdjoint. Ratios are to the floor's forward solve.
 3. Neural ODE: MLP 8-64-64-8 (tanh) vector field, batch 256, 100 RK4 steps: forward and
    gradients with respect to the MLP parameters.
@@ -147,6 +148,7 @@ GRAD_RTOL = {
     "Checkpointed()": 1e-8,
     "Checkpointed(levels=3)": 1e-8,
     "DiscreteAdjoint": 1e-8,
+    "ForwardSensitivity": 1e-8,
     "RecursiveCheckpoint": 1e-8,
     "ContinuousAdjoint": 1e-2,
     "BacksolveAdjoint": 1e-2,
@@ -235,6 +237,7 @@ def lorenz_gradients(n, repeats):
         "Checkpointed()": diffsim.Checkpointed(),
         "Checkpointed(levels=3)": diffsim.Checkpointed(levels=3),
         "DiscreteAdjoint": diffsim.DiscreteAdjoint(),
+        "ForwardSensitivity": diffsim.ForwardSensitivity(),
         "ContinuousAdjoint": ContinuousAdjoint(),
     }.items():
         fn = grad_of(lambda a, m=mode: diffsim_solve(lorenz, Y0, a, dt, n, grad=m))

@@ -17,6 +17,7 @@ from ._rollout import (
     AbstractGradient as AbstractGradient,
     Checkpointed as Checkpointed,
     DiscreteAdjoint as DiscreteAdjoint,
+    ForwardSensitivity as ForwardSensitivity,
     Reversible as Reversible,
     Truncated as Truncated,
     costates as costates,
