@@ -155,6 +155,18 @@ GRAD_RTOL = {
 }
 
 
+# The continuous adjoints solve the adjoint ODE backwards; over 10 time units of the
+# chaotic Lorenz system that backward solve blows up (NaN at 1e4 steps, dt = 1e-3), a
+# property of the method, not a bug: those rows are reported as diverged, not asserted.
+CHAOTIC_DIVERGENCE_OK = {"ContinuousAdjoint", "BacksolveAdjoint"}
+
+
+def _expect_for(label, exact, n):
+    if label in CHAOTIC_DIVERGENCE_OK and n >= 10_000:
+        return None
+    return exact
+
+
 def row(case, library, mode, result, ref_label, note=""):
     t, c, temp, out, reference_s = result
     finite = bool(np.all(np.isfinite(np.asarray(ravel_pytree(out)[0]))))
@@ -241,14 +253,18 @@ def lorenz_gradients(n, repeats):
         "ContinuousAdjoint": ContinuousAdjoint(),
     }.items():
         fn = grad_of(lambda a, m=mode: diffsim_solve(lorenz, Y0, a, dt, n, grad=m))
-        r = measure(fn, ARGS, repeats=repeats, expect=exact, rtol=GRAD_RTOL[label])
+        r = measure(
+            fn, ARGS, repeats=repeats, expect=_expect_for(label, exact, n), rtol=GRAD_RTOL[label]
+        )
         row(case, "diffsim", label, r, "floor fwd", note(r))
     for label, adj in {
         "RecursiveCheckpoint": diffrax.RecursiveCheckpointAdjoint(),
         "BacksolveAdjoint": diffrax.BacksolveAdjoint(),
     }.items():
         fn = grad_of(lambda a, j=adj: diffrax_solve(lorenz, Y0, a, dt, n, adjoint=j))
-        r = measure(fn, ARGS, repeats=repeats, expect=exact, rtol=GRAD_RTOL[label])
+        r = measure(
+            fn, ARGS, repeats=repeats, expect=_expect_for(label, exact, n), rtol=GRAD_RTOL[label]
+        )
         row(case, "diffrax", label, r, "floor fwd", note(r))
 
 

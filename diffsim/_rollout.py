@@ -54,7 +54,11 @@ class Checkpointed(AbstractGradient):
     the backward pass recomputes the forward L - 1 extra times. The gradient equals
     BPTT's up to floating-point reassociation. Each segment's recomputation waits for the
     cotangent of that segment (a custom VJP, not `jax.checkpoint`), so the memory bound
-    holds even where a compiler unrolls the loop over segments.
+    holds even where a compiler unrolls the loop over segments (with `jax.checkpoint`,
+    jax 0.11 on the CPU and the GPU kept every segment's residuals: 14.9x the memory for
+    16x the steps). Like `DiscreteAdjoint`, it serves reverse mode only: `jax.jvp` /
+    `jax.jacfwd` through it raise a `TypeError` (use `BPTT()` there); `jax.grad` of
+    `jax.grad` works.
 
     **Arguments:**
 
