@@ -120,7 +120,7 @@ def _forward(initial, transition, log_potentials, active, grad, keep):
 
 def hmm_log_likelihood(
     initial: Float[ArrayLike, " k"],
-    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "tm1 k k"],
     log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
@@ -164,7 +164,7 @@ def hmm_log_likelihood(
 
 def hmm_filter(
     initial: Float[ArrayLike, " k"],
-    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "tm1 k k"],
     log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
@@ -186,7 +186,7 @@ def hmm_filter(
 
 def hmm_smoother(
     initial: Float[ArrayLike, " k"],
-    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "tm1 k k"],
     log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
@@ -268,7 +268,7 @@ def hmm_smoother(
 
 def hmm_posterior_by_grad(
     initial: Float[ArrayLike, " k"],
-    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "tm1 k k"],
     log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
@@ -358,7 +358,7 @@ def _max_forward(initial, transition, log_potentials, active, grad, keep_pointer
 
 def hmm_max_score(
     initial: Float[ArrayLike, " k"],
-    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "tm1 k k"],
     log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
@@ -380,7 +380,7 @@ def hmm_max_score(
 
 def hmm_viterbi(
     initial: Float[ArrayLike, " k"],
-    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "tm1 k k"],
     log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
@@ -422,7 +422,7 @@ def hmm_viterbi(
 
 def hmm_viterbi_by_grad(
     initial: Float[ArrayLike, " k"],
-    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "tm1 k k"],
     log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
@@ -483,7 +483,7 @@ def hmm_sample(
 def hmm_posterior_sample(
     key: PRNGKeyArray,
     initial: Float[ArrayLike, " k"],
-    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "tm1 k k"],
     log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
@@ -552,7 +552,7 @@ def _normalised_matmul(x, y):
 
 def parallel_hmm_smoother(
     initial: Float[ArrayLike, " k"],
-    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "t-1 k k"],
+    transition: Float[ArrayLike, "k k"] | Float[ArrayLike, "tm1 k k"],
     log_potentials: Float[ArrayLike, "t k"],
     *,
     mask: Array | None = None,
