@@ -61,7 +61,10 @@ def _lqr_rollout(A, B, K, x0):
     return us
 
 
-@pytest.mark.parametrize("name", list(PROBLEMS))
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n == "cartpole_upright" else n for n in PROBLEMS],
+)
 def test_lqr_equals_shooting_and_ilqr(name):
     A, B, Q, R, Qf = PROBLEMS[name]()
     n = A.shape[0]

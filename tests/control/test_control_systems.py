@@ -96,7 +96,14 @@ def test_step_gradient_matches_finite_differences(name, getkey):
         np.testing.assert_allclose(gl, fd, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("name", list(SYSTEMS))
+# The cart-pole's costate identity stays in the default tier; the arms' (14 s each) are slow.
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in ("two_link_arm", "acrobot") else n
+        for n in SYSTEMS
+    ],
+)
 def test_costate_gradient_equals_jax_grad(name, getkey):
     system = SYSTEMS[name]
     model = Discretised(system, dt=0.05)
@@ -134,7 +141,11 @@ def test_costate_gradient_equals_jax_grad(name, getkey):
 
 @pytest.mark.parametrize(
     "grad",
-    [diffsim.Checkpointed(), diffsim.DiscreteAdjoint()],
+    [
+        # Checkpointed against BPTT is checked in tests/core/test_rollout.py (default tier).
+        pytest.param(diffsim.Checkpointed(), marks=pytest.mark.slow),
+        diffsim.DiscreteAdjoint(),
+    ],
     ids=["checkpointed", "discrete_adjoint"],
 )
 def test_gradient_strategies_agree_with_bptt(grad, getkey):

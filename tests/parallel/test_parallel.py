@@ -134,6 +134,9 @@ def test_cli_devices_after_jax_started_names_the_flag(tmp_path, monkeypatch, cap
 # --- subprocesses with forced host devices ------------------------------------------
 
 
+# Slow tier (18 s): the default tier keeps "same results on 1 and N devices" through the
+# CLI (`--devices 2` in a fresh process).
+@pytest.mark.slow
 def test_same_results_on_1_and_4_devices_and_resume(tmp_path):
     """An ODE ensemble and a data-parallel fit (and its resume) on a 4-device mesh."""
     proc = subprocess.run(

@@ -114,7 +114,9 @@ def test_forces_match_finite_differences(name):
     check_grads(energy, (jnp.asarray(r),), order=1, modes=["rev"])
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# PaiNN's run (30 s) is in the slow tier; its forces are checked against finite
+# differences in the default tier.
+@pytest.mark.parametrize("name", ["schnet", pytest.param("painn", marks=pytest.mark.slow)])
 def test_gradient_in_parameters_matches_finite_differences(name):
     """Force matching differentiates forces (a gradient) with respect to parameters."""
     model = tiny(name)
@@ -170,7 +172,7 @@ def test_far_apart_molecules_add(name):
     np.testing.assert_allclose(f, np.concatenate([f_a, f_b]), atol=1e-12)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", ["schnet", pytest.param("painn", marks=pytest.mark.slow)])
 def test_neighbor_list_equals_dense(name):
     model = tiny(name, cutoff=3.0)
     r0, space = md.lattice(108, 0.085, dtype=jnp.float64)  # 10.7 A box
@@ -220,6 +222,9 @@ def test_save_and_load_round_trip(tmp_path, name):
         pot.load_model(tmp_path / "junk.eqx")
 
 
+# Slow tier (30 s): the default tier checks trajectory gradients through MD with LJ
+# (tests/molecular/test_md_integrators.py) and the model's forces and parameter gradients.
+@pytest.mark.slow
 def test_learned_energy_drives_md_with_checked_gradient():
     """The model bound to species is an energy like any other: NVE conserves it, and
     the gradient of a trajectory loss equals finite differences and the reversible

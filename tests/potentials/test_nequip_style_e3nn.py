@@ -106,6 +106,8 @@ def test_neighbour_list_path_equals_dense():
     np.testing.assert_allclose(f_dense.sum(0), 0.0, atol=1e-11)  # no net force
 
 
+# Slow tier (12 s): the reference is a benchmark helper, not library code.
+@pytest.mark.slow
 def test_one_layer_reference_is_equivariant_and_conservative():
     """The default tier's check of the reference (the two above are slow): one layer of
     2x0e + 2x1o + 2x2e on 5 atoms, float64, one compilation. Energy invariant and forces
