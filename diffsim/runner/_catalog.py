@@ -22,7 +22,7 @@ RUN_TIMES: dict[str, str] = {
     "ca_neural_growth": "~5.5 min",
     "ca_neural_growth_large": "long on a CPU (meant for a GPU)",
     "car_parking": "~20 s",
-    "cartpole_swingup": "~40 s",
+    "cartpole_swingup": "32 s",
     "gradient_accumulation": "~12 s",
     "gradient_horizon": "~75 s",
     "hmm_backprop_identity": "~9 min",
