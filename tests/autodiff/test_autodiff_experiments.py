@@ -115,16 +115,6 @@ def test_activation_memory_small(tmp_path):
     assert (run_dir / "activation_memory.png").exists()
 
 
-@pytest.mark.slow
-def test_transposed_conv_symmetry_small(tmp_path):
-    exp, cfg = small("transposed_conv_symmetry", channels=8, train_steps=60)
-    m, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
-    assert m["adjoint_identity_max_rel_gap"] <= 1e-12
-    assert m["max_abs_diff_vs_lax"] <= 1e-12
-    assert m["test_mse_network"] < m["test_mse_bilinear"]
-    assert (run_dir / "upsampling.png").exists()
-
-
 # --- full configs: the headline figures ------------------------------------------------
 
 
@@ -195,7 +185,9 @@ def test_full_activation_memory(tmp_path):
 @pytest.mark.slow
 def test_full_transposed_conv_symmetry(tmp_path):
     exp, cfg = full("transposed_conv_symmetry")
-    m, _ = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
+    m, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
+    assert m["test_mse_network"] < m["test_mse_bilinear"]
+    assert (run_dir / "upsampling.png").exists()
     assert m["adjoint_identity_max_rel_gap"] <= 1e-12 and m["max_abs_diff_vs_lax"] <= 1e-12
     assert m["mse_ratio_network_over_bilinear"] < 0.4
     # README's recorded measurement: 0.0156 vs bilinear 0.0518; identity gap 7.3e-15

@@ -39,24 +39,6 @@ def test_hmm_backprop_identity_small(tmp_path):
 
 
 @pytest.mark.slow
-def test_kalman_backprop_identity_small(tmp_path):
-    exp, cfg = small(
-        "kalman_backprop_identity",
-        state_dim=2,
-        obs_dim=1,
-        lengths=[5, 200],
-        strategies=["bptt"],
-        dense_length=5,
-    )
-    metrics, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
-    assert metrics["dense"]["grad_means_error"] < 1e-10
-    assert metrics["max_means_error"] < 1e-10
-    assert metrics["max_observation_identity_error"] < 1e-10
-    assert metrics["max_parallel_means_error"] < 1e-10
-    assert (run_dir / "identity_error.png").exists()
-
-
-@pytest.mark.slow
 def test_hmm_fit_real_nile(tmp_path):
     exp, cfg = small("hmm_fit_real", ga_steps=40, em_iterations=20)
     metrics, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
@@ -86,12 +68,13 @@ def test_hmm_backprop_identity_full(tmp_path):
 @pytest.mark.slow
 def test_kalman_backprop_identity_full(tmp_path):
     exp, cfg = load_config("configs/kalman_backprop_identity.toml")
-    metrics, _ = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
+    metrics, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
     # README's recorded measurement: 5.3e-15 to T = 1e4, dense conditioning 1.1e-15
     assert metrics["max_means_error"] < 1e-13
     assert metrics["max_observation_identity_error"] < 1e-12
     assert metrics["max_parallel_means_error"] < 1e-12
     assert metrics["dense"]["grad_means_error"] < 1e-14
+    assert (run_dir / "identity_error.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
