@@ -284,11 +284,11 @@ class BitPacked(AbstractLifeMethod):
         w = grid.shape[-1]
         bits = (grid != 0).astype(jnp.uint32).reshape(*grid.shape[:-1], 32, w // 32)
         bits = jnp.swapaxes(bits, -1, -2)  # (..., H, K, 32): bit j of word k
-        shifts = jnp.arange(32, dtype=jnp.uint32)
+        shifts = jnp.arange(32, dtype=jnp.uint32).reshape((1,) * (bits.ndim - 1) + (32,))
         return jnp.sum(bits << shifts, axis=-1, dtype=jnp.uint32)
 
     def decode(self, state, like):
-        shifts = jnp.arange(32, dtype=jnp.uint32)
+        shifts = jnp.arange(32, dtype=jnp.uint32).reshape((1,) * state.ndim + (32,))
         bits = jnp.swapaxes((state[..., None] >> shifts) & _U(1), -1, -2)  # (..., H, 32, K)
         return bits.reshape(*state.shape[:-1], state.shape[-1] * 32).astype(like.dtype)
 
@@ -364,8 +364,8 @@ def _run_life(rule, grid, steps, method, frames):
 
     state = method.encode(grid)
     parts = [grid[None]]
-    # `steps // k` iterations of k generations, then the remaining `steps % k` in one.
-    for length, n in ((steps // k, k), (1 if steps % k else 0, steps % k)):
+    # `steps // k` iterations of k generations, then the remaining `steps % k` one by one.
+    for length, n in ((steps // k, k), (steps % k, 1)):
         if length:
             state, outs = rollout(chunk(n), state, length=length)
             if frames:
