@@ -29,6 +29,7 @@ from diffsim.automata import (
     from_rle,
     life_step,
     pack_bits,
+    packed_life_step,
     parse_rule,
     place,
     run_elementary,
@@ -157,6 +158,44 @@ def test_bitpacked_equals_rollsum(rule, getkey):
     assert a.shape == b.shape == (13, 2, 24, 64)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not np.array_equal(np.asarray(a[1]), np.asarray(a[0]))  # the rule did something
+
+
+def test_bitpacked_unrolled_with_remainder_on_odd_heights(getkey):
+    # 7 steps at 3 per iteration: two iterations and one leftover step; odd H, a batch axis,
+    # a single-word width (the halo word is the row's own word), and a rule that needs n = 8.
+    grid = jax.random.bernoulli(getkey(), 0.45, (2, 7, 96)).astype(jnp.int32)
+    want = run_life(LIFE, grid, 7, method=RollSum())
+    got = run_life(LIFE, grid, 7, method=BitPacked(unroll=3))
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    small = jax.random.bernoulli(getkey(), 0.45, (5, 32)).astype(jnp.int32)
+    last = run_life("B8/S0", small, 7, method=BitPacked(unroll=3), frames=False)
+    assert last.dtype == small.dtype
+    np.testing.assert_array_equal(
+        np.asarray(last), np.asarray(run_life("B8/S0", small, 7, frames=False))
+    )
+    step = packed_life_step(LIFE, pack_bits(grid := want[3]))  # the contiguous-word layout
+    np.testing.assert_array_equal(np.asarray(unpack_bits(step)), np.asarray(life_step(LIFE, grid)))
+    with pytest.raises(ValueError, match="unroll"):
+        BitPacked(unroll=0)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        run_life(LIFE, jnp.zeros((4, 48), jnp.int32), 2, method=BitPacked())
+
+
+def test_rule_circuits_equal_the_rule_tables():
+    """The Boolean circuit built for a rule gives its table at every (cell, count): all
+    rules with one birth and one survival count, and 19 random ones (no compilation)."""
+    from diffsim.automata._simulate import _emit, _rule_circuit
+
+    cell, n = np.divmod(np.arange(18), 9)
+    env = {"x": cell.astype(np.uint32)}
+    env |= {f"n{i}": ((n >> i) & 1).astype(np.uint32) for i in range(4)}
+    env = {k: np.where(v, np.uint32(0xFFFFFFFF), np.uint32(0)) for k, v in env.items()}
+    rng = np.random.default_rng(0)
+    rules = [LifeLikeRule((b,), (s,)) for b in range(9) for s in range(9)]
+    rules += [LifeLikeRule(*(np.flatnonzero(rng.random(9) < 0.5) for _ in "bs")) for _ in range(19)]
+    for rule in rules:
+        out = np.asarray(_emit(_rule_circuit(rule), env)) & 1
+        np.testing.assert_array_equal(out, rule.numpy_table()[cell, n], err_msg=str(rule))
 
 
 def test_rollsum_matches_scipy_convolution(getkey):
