@@ -485,7 +485,7 @@ def _rule_circuit(rule: LifeLikeRule):
 
 @functools.lru_cache(maxsize=1024)
 def _circuit_for(truth_table: tuple):
-    return _best(truth_table, _VARS, {})[1]
+    return _best(truth_table, _VARS)[1]
 
 
 def _cofactors(f, vars_, v):
@@ -510,11 +510,9 @@ def _cost(e) -> int:
     return 0 if isinstance(e, (str, int)) else 1 + sum(_cost(a) for a in e[1:])
 
 
-def _best(f, vars_, memo):
+@functools.lru_cache(maxsize=1 << 16)  # sub-functions recur across rules
+def _best(f, vars_):
     """Gives (operations, expression) of the cheapest circuit found for truth table `f`."""
-    key = (f, vars_)
-    if key in memo:
-        return memo[key]
     if all(v in (0, None) for v in f):
         res = (0, 0)
     elif all(v in (1, None) for v in f):
@@ -525,13 +523,12 @@ def _best(f, vars_, memo):
             rest, f0, f1 = _cofactors(f, vars_, v)
             m = _merge(f0, f1)
             if m is not None:  # f does not depend on v (given the don't-cares)
-                cand = _best(m, rest, memo)
+                cand = _best(m, rest)
             else:
-                e = _mux(v, _best(f0, rest, memo)[1], _best(f1, rest, memo)[1])
+                e = _mux(v, _best(f0, rest)[1], _best(f1, rest)[1])
                 cand = (_cost(e), e)
             if res is None or cand[0] < res[0]:
                 res = cand
-    memo[key] = res
     return res
 
 

@@ -154,25 +154,19 @@ def test_gosper_gun_emits_a_glider_every_30_steps():
 def test_bitpacked_equals_rollsum(rule, getkey):
     grid = jax.random.bernoulli(getkey(), 0.4, (2, 24, 64)).astype(jnp.uint8)
     a = run_life(rule, grid, 12, method=RollSum())
-    b = run_life(rule, grid, 12, method=BitPacked())
+    b = run_life(rule, grid, 12, method=BitPacked(unroll=4))  # the gun below runs the default
     assert a.shape == b.shape == (13, 2, 24, 64)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not np.array_equal(np.asarray(a[1]), np.asarray(a[0]))  # the rule did something
 
 
 def test_bitpacked_unrolled_with_remainder_on_odd_heights(getkey):
-    # 7 steps at 3 per iteration: two iterations and one leftover step; odd H, a batch axis,
-    # a single-word width (the halo word is the row's own word), and a rule that needs n = 8.
-    grid = jax.random.bernoulli(getkey(), 0.45, (2, 7, 96)).astype(jnp.int32)
+    # 7 steps at 3 per iteration: two iterations and one leftover step; odd H, a batch axis
+    # and a single-word width (the halo word is the row's own word).
+    grid = jax.random.bernoulli(getkey(), 0.45, (2, 7, 32)).astype(jnp.int32)
     want = run_life(LIFE, grid, 7, method=RollSum())
     got = run_life(LIFE, grid, 7, method=BitPacked(unroll=3))
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
-    small = jax.random.bernoulli(getkey(), 0.45, (5, 32)).astype(jnp.int32)
-    last = run_life("B8/S0", small, 7, method=BitPacked(unroll=3), frames=False)
-    assert last.dtype == small.dtype
-    np.testing.assert_array_equal(
-        np.asarray(last), np.asarray(run_life("B8/S0", small, 7, frames=False))
-    )
     step = packed_life_step(LIFE, pack_bits(grid := want[3]))  # the contiguous-word layout
     np.testing.assert_array_equal(np.asarray(unpack_bits(step)), np.asarray(life_step(LIFE, grid)))
     with pytest.raises(ValueError, match="unroll"):
