@@ -391,6 +391,11 @@ def pack_bits(grid: Shaped[ArrayLike, "*batch h w"]) -> Array:
         raise ValueError(
             f"pack_bits: grid must have shape (..., H, W) with W a multiple of 32, got {grid.shape}"
         )
+    return _pack_bits(grid)
+
+
+@eqx.filter_jit
+def _pack_bits(grid):
     bits = (grid != 0).astype(jnp.uint32).reshape(*grid.shape[:-1], grid.shape[-1] // 32, 32)
     shifts = jnp.arange(32, dtype=jnp.uint32).reshape((1,) * (bits.ndim - 1) + (32,))
     return jnp.sum(bits << shifts, axis=-1, dtype=jnp.uint32)
@@ -398,7 +403,11 @@ def pack_bits(grid: Shaped[ArrayLike, "*batch h w"]) -> Array:
 
 def unpack_bits(words: Array) -> Shaped[Array, "*batch h w"]:
     """Gives the 0/1 uint8 grid `(..., H, 32 * K)` of packed words `(..., H, K)`."""
-    words = jnp.asarray(words)
+    return _unpack_bits(jnp.asarray(words))
+
+
+@eqx.filter_jit
+def _unpack_bits(words):
     shifts = jnp.arange(32, dtype=jnp.uint32).reshape((1,) * words.ndim + (32,))
     bits = (words[..., None] >> shifts) & _U(1)
     return bits.reshape(*words.shape[:-1], words.shape[-1] * 32).astype(jnp.uint8)
@@ -584,5 +593,9 @@ def packed_life_step(rule: LifeLikeRule | str, words: Array) -> Array:
         from ._rules import parse_rule
 
         rule = parse_rule(rule)
-    words = jnp.asarray(words)
+    return _packed_life_step(rule, jnp.asarray(words))
+
+
+@eqx.filter_jit
+def _packed_life_step(rule, words):
     return _next_from_padded(rule, _pad_halo(words, interleaved=False), interleaved=False)
