@@ -29,6 +29,7 @@ from diffsim.automata import (
     from_rle,
     life_step,
     pack_bits,
+    packed_life_step,
     parse_rule,
     place,
     run_elementary,
@@ -151,12 +152,46 @@ def test_gosper_gun_emits_a_glider_every_30_steps():
     "rule", [LIFE, HIGHLIFE, SEEDS, DAY_AND_NIGHT, "B0/S8", "B1357/S1357", "B012345678/S"]
 )
 def test_bitpacked_equals_rollsum(rule, getkey):
-    grid = jax.random.bernoulli(getkey(), 0.4, (2, 24, 64)).astype(jnp.uint8)
+    grid = jax.random.bernoulli(getkey(), 0.4, (2, 23, 64)).astype(jnp.uint8)
     a = run_life(rule, grid, 12, method=RollSum())
-    b = run_life(rule, grid, 12, method=BitPacked())
-    assert a.shape == b.shape == (13, 2, 24, 64)
+    # Two generations per loop iteration (the gun below runs the default 8, and the
+    # compile-once test below runs 7 steps at 2 per iteration: one left over).
+    b = run_life(rule, grid, 12, method=BitPacked(unroll=2))
+    assert a.shape == b.shape == (13, 2, 23, 64)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not np.array_equal(np.asarray(a[1]), np.asarray(a[0]))  # the rule did something
+
+
+def test_bitpacked_single_word_rows_and_the_contiguous_layout(getkey):
+    # One word per row (W = 32): the halo word is the row's own word, rotated; odd H.
+    grid = jax.random.bernoulli(getkey(), 0.45, (7, 32)).astype(jnp.int32)
+    want = np.asarray(run_life(LIFE, grid, 3))
+    got = run_life(LIFE, grid, 3, method=BitPacked(unroll=1), frames=False)
+    np.testing.assert_array_equal(np.asarray(got), want[-1])
+    assert not np.array_equal(want[-1], want[0])
+    step = packed_life_step(LIFE, pack_bits(grid))  # the contiguous-word layout
+    np.testing.assert_array_equal(np.asarray(unpack_bits(step)), want[1])
+    with pytest.raises(ValueError, match="unroll"):
+        BitPacked(unroll=0)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        run_life(LIFE, jnp.zeros((4, 48), jnp.int32), 2, method=BitPacked())
+
+
+def test_rule_circuits_equal_the_rule_tables():
+    """The Boolean circuit built for a rule gives its table at every (cell, count): all
+    rules with one birth and one survival count, and 19 random ones (no compilation)."""
+    from diffsim.automata._simulate import _emit, _rule_circuit
+
+    cell, n = np.divmod(np.arange(18), 9)
+    env = {"x": cell.astype(np.uint32)}
+    env |= {f"n{i}": ((n >> i) & 1).astype(np.uint32) for i in range(4)}
+    env = {k: np.where(v, np.uint32(0xFFFFFFFF), np.uint32(0)) for k, v in env.items()}
+    rng = np.random.default_rng(0)
+    rules = [LifeLikeRule((b,), (s,)) for b in range(9) for s in range(9)]
+    rules += [LifeLikeRule(*(np.flatnonzero(rng.random(9) < 0.5) for _ in "bs")) for _ in range(19)]
+    for rule in rules:
+        out = np.asarray(_emit(_rule_circuit(rule), env)) & 1
+        np.testing.assert_array_equal(out, rule.numpy_table()[cell, n], err_msg=str(rule))
 
 
 def test_rollsum_matches_scipy_convolution(getkey):
@@ -186,14 +221,14 @@ def test_run_life_final_only_and_compiles_once(getkey, caplog):
         return sum("Compiling jit(_run_life)" in rec.getMessage() for rec in caplog.records)
 
     with caplog.at_level(logging.WARNING), jax.log_compiles():
-        final = run_life(LIFE, grid, 7, frames=False, method=BitPacked())
+        final = run_life(LIFE, grid, 7, frames=False, method=BitPacked(unroll=2))
         assert compilations() == 1  # a new method and output: one compilation
         # New grids of the same shape and dtype, and an equal rule and method: no more.
         for _ in range(3):
             other = jax.random.bernoulli(getkey(), 0.5, (32, 32)).astype(jnp.int32)
-            run_life(LIFE, other, 7, frames=False, method=BitPacked())
+            run_life(LIFE, other, 7, frames=False, method=BitPacked(unroll=2))
         assert compilations() == 1
-        run_life(LIFE, grid, 8, frames=False, method=BitPacked())  # steps is static
+        run_life(LIFE, grid, 8, frames=False, method=BitPacked(unroll=2))  # steps is static
         assert compilations() == 2
     np.testing.assert_array_equal(np.asarray(frames[-1]), np.asarray(final))
     assert final.dtype == grid.dtype
