@@ -58,6 +58,7 @@ from ._integrate import (
     Event as Event,
     Solution as Solution,
 )
+from ._remat import RematField as RematField
 from ._root import implicit_root as implicit_root
 from ._solve import solve as solve
 from ._stability import (
