@@ -278,6 +278,39 @@ def lorenz_gradients(n, repeats):
         row(case, "diffrax", label, r, "floor fwd", note(r))
 
 
+def sensitivity_cost(repeats):
+    """ForwardSensitivity's exact Lorenz gradient against the floor's forward at n = 1, 1e3,
+    1e4: the fixed cost of a call (n = 1) and the cost per step, wall and CPU time."""
+    dt = 1e-3
+    print("\n## ForwardSensitivity through ode.solve: cost per step (Lorenz RK4, float64)")
+    base = {}
+    for n in (1, 1000, 10000):
+        fwd = jax.jit(lambda a, n=n: floor_rk4(lorenz, Y0, a, dt, n))
+        sens = jax.jit(
+            jax.grad(
+                lambda a, n=n: jnp.sum(
+                    diffsim_solve(lorenz, Y0, a, dt, n, grad=diffsim.ForwardSensitivity())
+                )
+            )
+        )
+        exact = jax.jit(jax.grad(lambda a, n=n: jnp.sum(floor_rk4(lorenz, Y0, a, dt, n))))(ARGS)
+        assert _max_rel_err(sens(ARGS), exact) < 1e-8
+        temp = sens.lower(ARGS).compile().memory_analysis().temp_size_in_bytes
+        cpu = {}
+        t = interleaved({"fwd": (fwd, (ARGS,)), "sens": (sens, (ARGS,))}, repeats, cpu=cpu)
+        base.setdefault("fwd", (t["fwd"].median, cpu["fwd"]))
+        base.setdefault("sens", (t["sens"].median, cpu["sens"]))
+        per_step = lambda k, cpu=cpu, n=n: (cpu[k] - base[k][1]) / max(n - 1, 1) * 1e9
+        print(
+            f"n={n:<6} forward {t['fwd'].median * 1e6:9.1f} us, ForwardSensitivity "
+            f"{t['sens'].median * 1e6:9.1f} us: {t['sens'].median / t['fwd'].median:5.2f}x wall, "
+            f"{cpu['sens'] / cpu['fwd']:5.2f}x cpu; per step beyond n=1 (cpu): forward "
+            f"{per_step('fwd'):6.1f} ns, sensitivity {per_step('sens'):6.1f} ns; "
+            f"{temp / 1024:.1f} KB; {machine_load()}",
+            flush=True,
+        )
+
+
 class Field(eqx.Module):
     """The MLP applied to a batch of states (one solve of the whole batch)."""
 
@@ -376,7 +409,7 @@ def neural_ode(repeats, batch=256, n=100, float32=False):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller problems, fewer repeats")
-    parser.add_argument("--only", choices=["forward", "grad", "neural"], default=None)
+    parser.add_argument("--only", choices=["forward", "grad", "sens", "neural"], default=None)
     parser.add_argument(
         "--neural-float32", action="store_true", help="the neural ODE case in float32"
     )
@@ -395,6 +428,8 @@ def main():
         lorenz_gradients(1000, repeats)
         if not opts.quick:
             lorenz_gradients(10000, repeats)
+    if opts.only in (None, "sens"):
+        sensitivity_cost(repeats)
     if opts.only in (None, "neural"):
         neural_ode(repeats, batch=32 if opts.quick else 256, n=100, float32=opts.neural_float32)
     print(f"\n{machine_load()}")
