@@ -27,10 +27,14 @@ class Timing(NamedTuple):
     """The result of the last call."""
 
 
-def _once(fn: Callable, args: tuple) -> tuple[float, Any]:
+def _once(fn: Callable, args: tuple, cpu: list | None = None) -> tuple[float, Any]:
+    c0 = time.process_time()
     t0 = time.perf_counter()
     out = jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t0, out
+    t = time.perf_counter() - t0
+    if cpu is not None:
+        cpu.append(time.process_time() - c0)
+    return t, out
 
 
 def timed(fn: Callable, *args, repeats: int = 7, budget_s: float | None = None) -> Timing:
@@ -49,15 +53,25 @@ def timed(fn: Callable, *args, repeats: int = 7, budget_s: float | None = None) 
     return Timing(statistics.median(times), first, out)
 
 
-def interleaved(calls: dict[str, tuple[Callable, tuple]], repeats: int = 7) -> dict[str, Timing]:
-    """Times several `name: (fn, args)` calls in alternation; gives a `Timing` for each."""
+def interleaved(
+    calls: dict[str, tuple[Callable, tuple]], repeats: int = 7, cpu: dict | None = None
+) -> dict[str, Timing]:
+    """Times several `name: (fn, args)` calls in alternation; gives a `Timing` for each.
+
+    With a dict `cpu`, also fills `cpu[name]` with the median CPU time of the process over
+    the same calls (seconds, all its threads): on a shared, overloaded machine wall time
+    counts the waits for a core, CPU time does not.
+    """
     firsts, outs, times = {}, {}, {name: [] for name in calls}
+    cpus = {name: [] for name in calls}
     for name, (fn, args) in calls.items():
         firsts[name], outs[name] = _once(fn, args)
     for _ in range(repeats):
         for name, (fn, args) in calls.items():
-            t, outs[name] = _once(fn, args)
+            t, outs[name] = _once(fn, args, cpus[name])
             times[name].append(t)
+    if cpu is not None:
+        cpu.update({n: statistics.median(cpus[n]) for n in calls})
     return {n: Timing(statistics.median(times[n]), firsts[n], outs[n]) for n in calls}
 
 

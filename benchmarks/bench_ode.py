@@ -17,7 +17,10 @@ Cases (issue 2, section 6):
    BPTT through the floor scan, diffrax's RecursiveCheckpointAdjoint
    and BacksolveAdjoint. Ratios are to the floor's forward solve.
 3. Neural ODE: MLP 8-64-64-8 (tanh) vector field, batch 256, 100 RK4 steps: forward and
-   gradients with respect to the MLP parameters.
+   gradients with respect to the MLP parameters, including the bounded-memory composition
+   `Checkpointed(segments=10, inner=DiscreteAdjoint())` with `remat_stages=True` (10 stored
+   states, 10 recomputed, one stage's activations at a time). `--neural-float32` runs this
+   case in float32 (how neural ODEs are usually trained); everything else stays float64.
 """
 
 from __future__ import annotations
@@ -88,9 +91,10 @@ def diffrax_solve(f, y0, args, dt, n, adjoint=None):
     return sol.ys[-1]
 
 
-def diffsim_solve(f, y0, args, dt, n, grad=None):
+def diffsim_solve(f, y0, args, dt, n, grad=None, remat=False):
     grad = diffsim.BPTT() if grad is None else grad
-    return solve(f, y0, jnp.array([0.0, dt * n]), args, solver=RK4(), n_steps=n, grad=grad)[-1]
+    ts = jnp.array([0.0, dt * n], dtype=jax.tree.leaves(y0)[0].dtype)
+    return solve(f, y0, ts, args, solver=RK4(), n_steps=n, grad=grad, remat_stages=remat)[-1]
 
 
 # --- timing -----------------------------------------------------------------------------
@@ -111,7 +115,8 @@ def _max_rel_err(out, expect):
 
 
 def measure(fn, *args, repeats, expect=None, rtol=1e-10):
-    """(median s, compile s, working bytes, output, reference median s) of jit(fn)(*args).
+    """(median s, compile s, working bytes, output, reference median s, CPU-time ratio to the
+    reference) of jit(fn)(*args).
 
     With `expect`, the output must agree with it (max abs error relative to max |expect|
     below `rtol`) before anything is timed. The reference is timed in alternation with
@@ -134,8 +139,10 @@ def measure(fn, *args, repeats, expect=None, rtol=1e-10):
     first = time.perf_counter() - t0
     # Slow entries get fewer repeats (about two seconds each, at least three).
     n = max(3, min(repeats, int(2.0 / max(first, 1e-9))))
-    t = interleaved({"ref": _REF["call"], "fn": (compiled, args)}, repeats=n)
-    return t["fn"].median, compile_s, temp, out, t["ref"].median
+    cpu = {}
+    t = interleaved({"ref": _REF["call"], "fn": (compiled, args)}, repeats=n, cpu=cpu)
+    cpu_ratio = cpu["fn"] / cpu["ref"]
+    return t["fn"].median, compile_s, temp, out, t["ref"].median, cpu_ratio
 
 
 ROWS = []
@@ -148,6 +155,8 @@ GRAD_RTOL = {
     "Checkpointed()": 1e-8,
     "Checkpointed(levels=3)": 1e-8,
     "DiscreteAdjoint": 1e-8,
+    "DiscreteAdjoint + remat": 1e-8,
+    "Ckpt(10, inner=DA) + remat": 1e-8,
     "ForwardSensitivity": 1e-8,
     "RecursiveCheckpoint": 1e-8,
     "ContinuousAdjoint": 1e-2,
@@ -168,13 +177,14 @@ def _expect_for(label, exact, n):
 
 
 def row(case, library, mode, result, ref_label, note=""):
-    t, c, temp, out, reference_s = result
+    t, c, temp, out, reference_s, cpu_ratio = result
     finite = bool(np.all(np.isfinite(np.asarray(ravel_pytree(out)[0]))))
     ROWS.append((case, library, mode, t * 1e3, t / reference_s, ref_label, temp, c, finite, note))
     ratio = t / reference_s
     print(
         f"{case:<22} {library:<8} {mode:<24} {t * 1e3:10.3f} ms {ratio:7.2f}x {ref_label:<10}"
-        f" {temp / 1024:10.1f} KB  compile {c:5.2f} s  {'ok' if finite else 'NaN'} {note}",
+        f" {temp / 1024:10.1f} KB  compile {c:5.2f} s  {'ok' if finite else 'NaN'}"
+        f"  cpu {cpu_ratio:6.2f}x {note}",
         flush=True,
     )
 
@@ -183,7 +193,7 @@ def header(title):
     print(f"\n## {title}")
     print(
         f"{'case':<22} {'library':<8} {'mode':<24} {'time':>13} {'ratio':>8} {'to':<10}"
-        f" {'working mem':>13}  {'compile':>13}  finite"
+        f" {'working mem':>13}  {'compile':>13}  finite  cpu-time ratio (load-proof)"
     )
 
 
@@ -268,6 +278,39 @@ def lorenz_gradients(n, repeats):
         row(case, "diffrax", label, r, "floor fwd", note(r))
 
 
+def sensitivity_cost(repeats):
+    """ForwardSensitivity's exact Lorenz gradient against the floor's forward at n = 1, 1e3,
+    1e4: the fixed cost of a call (n = 1) and the cost per step, wall and CPU time."""
+    dt = 1e-3
+    print("\n## ForwardSensitivity through ode.solve: cost per step (Lorenz RK4, float64)")
+    base = {}
+    for n in (1, 1000, 10000):
+        fwd = jax.jit(lambda a, n=n: floor_rk4(lorenz, Y0, a, dt, n))
+        sens = jax.jit(
+            jax.grad(
+                lambda a, n=n: jnp.sum(
+                    diffsim_solve(lorenz, Y0, a, dt, n, grad=diffsim.ForwardSensitivity())
+                )
+            )
+        )
+        exact = jax.jit(jax.grad(lambda a, n=n: jnp.sum(floor_rk4(lorenz, Y0, a, dt, n))))(ARGS)
+        assert _max_rel_err(sens(ARGS), exact) < 1e-8
+        temp = sens.lower(ARGS).compile().memory_analysis().temp_size_in_bytes
+        cpu = {}
+        t = interleaved({"fwd": (fwd, (ARGS,)), "sens": (sens, (ARGS,))}, repeats, cpu=cpu)
+        base.setdefault("fwd", (t["fwd"].median, cpu["fwd"]))
+        base.setdefault("sens", (t["sens"].median, cpu["sens"]))
+        per_step = lambda k, cpu=cpu, n=n: (cpu[k] - base[k][1]) / max(n - 1, 1) * 1e9
+        print(
+            f"n={n:<6} forward {t['fwd'].median * 1e6:9.1f} us, ForwardSensitivity "
+            f"{t['sens'].median * 1e6:9.1f} us: {t['sens'].median / t['fwd'].median:5.2f}x wall, "
+            f"{cpu['sens'] / cpu['fwd']:5.2f}x cpu; per step beyond n=1 (cpu): forward "
+            f"{per_step('fwd'):6.1f} ns, sensitivity {per_step('sens'):6.1f} ns; "
+            f"{temp / 1024:.1f} KB; {machine_load()}",
+            flush=True,
+        )
+
+
 class Field(eqx.Module):
     """The MLP applied to a batch of states (one solve of the whole batch)."""
 
@@ -277,13 +320,17 @@ class Field(eqx.Module):
         return jax.vmap(self.mlp)(y)
 
 
-def neural_ode(repeats, batch=256, n=100):
+def neural_ode(repeats, batch=256, n=100, float32=False):
     dt = 0.01
-    header(f"Neural ODE: MLP 8-64-64-8 tanh, batch {batch}, {n} RK4 steps")
-    case = "neural ode"
+    dtype = jnp.float32 if float32 else jnp.float64
+    header(f"Neural ODE: MLP 8-64-64-8 tanh, batch {batch}, {n} RK4 steps, {jnp.dtype(dtype).name}")
+    case = "neural ode" + (" f32" if float32 else "")
+    # Agreement with the floor in float32 is to float32 round-off, not float64's.
+    tol = (lambda r: max(r, 1e-4)) if float32 else (lambda r: r)
     field = Field(eqx.nn.MLP(8, 8, 64, 2, activation=jnp.tanh, key=jax.random.key(1)))
+    field = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, field)
     params, static = eqx.partition(field, eqx.is_inexact_array)
-    y0 = jax.random.normal(jax.random.key(2), (batch, 8))
+    y0 = jax.random.normal(jax.random.key(2), (batch, 8), dtype)
 
     def loss_from(solve_fn):
         def loss(p):
@@ -292,7 +339,7 @@ def neural_ode(repeats, batch=256, n=100):
         return loss
 
     floor_solve = lambda f, y: floor_rk4(f, y, None, dt, n)
-    ours = lambda m: lambda f, y: diffsim_solve(f, y, None, dt, n, grad=m)
+    ours = lambda m, remat=False: lambda f, y: diffsim_solve(f, y, None, dt, n, m, remat)
     theirs = lambda j: lambda f, y: diffrax_solve(f, y, None, dt, n, adjoint=j)
     set_reference(loss_from(floor_solve), params)
     row(
@@ -307,14 +354,16 @@ def neural_ode(repeats, batch=256, n=100):
         case,
         "diffsim",
         "forward",
-        measure(loss_from(ours(None)), params, repeats=repeats, expect=floor_loss, rtol=1e-12),
+        measure(loss_from(ours(None)), params, repeats=repeats, expect=floor_loss, rtol=tol(1e-12)),
         "floor fwd",
     )
     row(
         case,
         "diffrax",
         "forward",
-        measure(loss_from(theirs(None)), params, repeats=repeats, expect=floor_loss, rtol=1e-12),
+        measure(
+            loss_from(theirs(None)), params, repeats=repeats, expect=floor_loss, rtol=tol(1e-12)
+        ),
         "floor fwd",
     )
     exact = measure(jax.grad(loss_from(floor_solve)), params, repeats=repeats)
@@ -325,19 +374,22 @@ def neural_ode(repeats, batch=256, n=100):
         err = float(jnp.abs(flat(r[3]) - flat(exact[3])).max() / jnp.abs(flat(exact[3])).max())
         return f"rel.err vs BPTT {err:.1e}"
 
-    for label, mode in {
-        "BPTT": diffsim.BPTT(),
-        "Checkpointed()": diffsim.Checkpointed(),
-        "Checkpointed(levels=3)": diffsim.Checkpointed(levels=3),
-        "DiscreteAdjoint": diffsim.DiscreteAdjoint(),
-        "ContinuousAdjoint": ContinuousAdjoint(),
+    inner_da = diffsim.Checkpointed(segments=10, inner=diffsim.DiscreteAdjoint())
+    for label, (mode, remat) in {
+        "BPTT": (diffsim.BPTT(), False),
+        "Checkpointed()": (diffsim.Checkpointed(), False),
+        "Checkpointed(levels=3)": (diffsim.Checkpointed(levels=3), False),
+        "DiscreteAdjoint": (diffsim.DiscreteAdjoint(), False),
+        "DiscreteAdjoint + remat": (diffsim.DiscreteAdjoint(), True),
+        "Ckpt(10, inner=DA) + remat": (inner_da, True),
+        "ContinuousAdjoint": (ContinuousAdjoint(), False),
     }.items():
         r = measure(
-            jax.grad(loss_from(ours(mode))),
+            jax.grad(loss_from(ours(mode, remat))),
             params,
             repeats=repeats,
             expect=exact[3],
-            rtol=GRAD_RTOL[label],
+            rtol=tol(GRAD_RTOL[label]),
         )
         row(case, "diffsim", label, r, "floor fwd", note(r))
     for label, adj in {
@@ -349,7 +401,7 @@ def neural_ode(repeats, batch=256, n=100):
             params,
             repeats=repeats,
             expect=exact[3],
-            rtol=GRAD_RTOL[label],
+            rtol=tol(GRAD_RTOL[label]),
         )
         row(case, "diffrax", label, r, "floor fwd", note(r))
 
@@ -357,7 +409,10 @@ def neural_ode(repeats, batch=256, n=100):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller problems, fewer repeats")
-    parser.add_argument("--only", choices=["forward", "grad", "neural"], default=None)
+    parser.add_argument("--only", choices=["forward", "grad", "sens", "neural"], default=None)
+    parser.add_argument(
+        "--neural-float32", action="store_true", help="the neural ODE case in float32"
+    )
     opts = parser.parse_args()
     repeats = 3 if opts.quick else 15
     print(
@@ -373,8 +428,10 @@ def main():
         lorenz_gradients(1000, repeats)
         if not opts.quick:
             lorenz_gradients(10000, repeats)
+    if opts.only in (None, "sens"):
+        sensitivity_cost(repeats)
     if opts.only in (None, "neural"):
-        neural_ode(repeats, batch=32 if opts.quick else 256, n=100)
+        neural_ode(repeats, batch=32 if opts.quick else 256, n=100, float32=opts.neural_float32)
     print(f"\n{machine_load()}")
 
 

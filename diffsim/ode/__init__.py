@@ -9,10 +9,13 @@ solve is the solver's step run by `diffsim.rollout`, so `grad` is a rollout stra
 | `diffsim.BPTT()`             | yes    | O(T) stage residuals    | all                      |
 | `diffsim.Checkpointed()`     | yes    | O(sqrt T) states        | all                      |
 | `diffsim.DiscreteAdjoint()`  | yes    | O(T) states             | all                      |
+| `Checkpointed(segments=n, inner=DiscreteAdjoint())` | yes | n + T/n states + one step | all |
 | `ReversibleSolve()`          | yes*   | O(len(ts)) states       | Leapfrog, SymplecticEuler |
 | `ContinuousAdjoint()`        | no     | O(len(ts)) states       | all                      |
 
-(* up to the round-off of running the solver backwards.) Every strategy is an
+(* up to the round-off of running the solver backwards.) For a large field (a neural ODE)
+in bounded memory add `solve(..., remat_stages=True)` (`RematField`): a step's VJP then
+holds one stage evaluation's internals at a time. Every strategy is an
 `AbstractSolveGradient` (a rollout strategy is wrapped in `PerStep`); a new one is a
 subclass. `diffsim.Reversible(inverse)` is accepted too, with `inverse(y_next, (t, dt)) ->
 y`. Adaptive `Dopri5` solves (no `dt`) run a bounded rollout of `max_steps` attempts and
@@ -58,6 +61,7 @@ from ._integrate import (
     Event as Event,
     Solution as Solution,
 )
+from ._remat import RematField as RematField
 from ._root import implicit_root as implicit_root
 from ._solve import solve as solve
 from ._stability import (

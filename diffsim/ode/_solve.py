@@ -19,6 +19,7 @@ from ._explicit import RK4
 from ._fixed import integrate_fixed, steps_per_interval
 from ._implicit import AbstractImplicitSolver
 from ._integrate import Event, Solution, integrate_solution
+from ._remat import RematField
 
 _GRADS = (
     "BPTT(), Checkpointed(), DiscreteAdjoint(), Reversible(inverse), ReversibleSolve() "
@@ -90,6 +91,7 @@ def solve(
     event: Event | None = None,
     dense: bool = False,
     solution: bool = False,
+    remat_stages: bool = False,
 ) -> PyTree | Solution:
     """Gives the solution of dy/dt = f(t, y, args), y(ts[0]) = y0, at the times `ts`.
 
@@ -132,6 +134,11 @@ def solve(
       4th-order continuous extension, cubic Hermite for `Kvaerno5`.
     - `solution`: give a `Solution` (counts of steps, f and Jacobian evaluations, step
       times) even without `event` or `dense`.
+    - `remat_stages`: recompute each evaluation of `f` in the backward pass instead of
+      storing its internals (`RematField`): a step's VJP then holds one stage's
+      activations at a time, not all of them. For large fields (neural ODEs) in bounded
+      memory, with `grad=Checkpointed(segments=..., inner=DiscreteAdjoint())`; it costs
+      about one more evaluation of `f` per stage in the backward pass.
 
     With `event`, `dense` or an implicit solver the gradient strategy must be a rollout
     strategy (`diffsim.BPTT()`, `Checkpointed()`, ...): BPTT through the accepted steps,
@@ -152,6 +159,10 @@ def solve(
     dy = jax.grad(lambda k: solve(f, y0, ts, k, dt=0.01, grad=DiscreteAdjoint())[-1].sum())(2.0)
     ```
     """
+    if not isinstance(remat_stages, bool):
+        raise ValueError(f"solve: remat_stages must be True or False, got {remat_stages!r}")
+    if remat_stages:
+        f = RematField(f)
     if not isinstance(solver, AbstractSolver):
         raise TypeError(f"solve: solver must be a diffsim.ode solver such as RK4(), got {solver!r}")
     if isinstance(grad, AbstractGradient):

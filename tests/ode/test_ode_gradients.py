@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
+from jax.test_util import check_grads
 from ode_registry import (
     ALL_SOLVERS,
     LORENZ_ARGS,
@@ -276,3 +277,69 @@ def test_neural_ode_gradients(getkey, with_discrete):
     v = jax.random.normal(getkey(), theta.shape)
     fd = _central_directional(lf, theta, v)
     assert abs(flat(g_bptt) @ v - fd) < 1e-7 * (abs(fd) + 1)
+
+
+class _BatchField(eqx.Module):
+    """An MLP field applied to a batch of states: the neural ODE of bench_ode.py, small."""
+
+    mlp: eqx.nn.MLP
+
+    def __call__(self, t, y, args):
+        return jax.vmap(self.mlp)(y)
+
+
+def _batch_node(getkey, batch, width):
+    field = _BatchField(eqx.nn.MLP(4, 4, width, 2, activation=jnp.tanh, key=getkey()))
+    return field, jax.random.normal(getkey(), (batch, 4))
+
+
+def _node_loss(field, y0, grad, remat, n=12):
+    ts = jnp.array([0.0, 0.5])
+    ys = solve(field, y0, ts, None, solver=RK4(), n_steps=n, grad=grad, remat_stages=remat)
+    return jnp.mean(jnp.sin(ys[-1]) ** 2)
+
+
+def test_bounded_memory_neural_ode_gradient_is_exact(getkey):
+    """Checkpointed(inner=DiscreteAdjoint()) with rematerialised stages equals jax.grad of
+    the plain solve (BPTT) to round-off, and finite differences."""
+    field, y0 = _batch_node(getkey, batch=6, width=8)
+    params, static = eqx.partition(field, eqx.is_inexact_array)
+    lossf = lambda p, grad, remat: _node_loss(eqx.combine(p, static), y0, grad, remat)
+    ref = jax.jit(jax.grad(lambda p: lossf(p, diffsim.BPTT(), False)))(params)
+    flat = lambda g: ravel_pytree(g)[0]
+    mode = diffsim.Checkpointed(segments=3, inner=diffsim.DiscreteAdjoint())
+    got = jax.jit(jax.grad(lambda p: lossf(p, mode, True)))(params)
+    np.testing.assert_allclose(flat(got), flat(ref), rtol=1e-10, atol=1e-14)
+    # Finite differences through the same composition on a plain closure over traced arrays
+    # (the remat wrapper closure-converts it), with respect to args and y0.
+    w = jnp.array([0.3, -0.7])
+    f = lambda t, y, a: -a[0] * y + jnp.tanh(w[1] * y)
+
+    def closure_loss(a, y0):
+        ys = solve(f, y0, jnp.array([0.0, 1.0]), a, n_steps=6, grad=mode, remat_stages=True)
+        return jnp.sum(ys[-1])
+
+    args = (jnp.array([0.9]), jnp.array([1.0, 2.0]))
+    check_grads(closure_loss, args, order=1, modes=["rev"], eps=1e-6)
+
+
+@pytest.mark.slow
+def test_bounded_memory_neural_ode_working_memory(getkey):
+    """The activations of one step's stages are what DiscreteAdjoint keeps beyond the states;
+    remat_stages keeps one stage's, Checkpointed(inner=...) stores sqrt(T) states: the
+    composition needs far less working memory than either alone."""
+    field, y0 = _batch_node(getkey, batch=64, width=64)
+    params, static = eqx.partition(field, eqx.is_inexact_array)
+
+    def mem(grad, remat, n=64):
+        g = jax.grad(lambda p: _node_loss(eqx.combine(p, static), y0, grad, remat, n))
+        return diffsim.memory_usage(g, params).working
+
+    adjoint = mem(diffsim.DiscreteAdjoint(), False)
+    remat = mem(diffsim.DiscreteAdjoint(), True)
+    both = mem(diffsim.Checkpointed(segments=8, inner=diffsim.DiscreteAdjoint()), True)
+    # One stage's activations: 2 hidden layers x 64 x 64 doubles = 64 KB; a state 2 KB.
+    # Measured (jax 0.10.2, CPU): 472 KB, 392 KB, 337 KB.
+    assert remat < adjoint - 60_000, (adjoint, remat)
+    assert both < remat - 40_000, (remat, both)
+    assert both < 0.8 * adjoint, (adjoint, both)
