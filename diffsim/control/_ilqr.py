@@ -3,9 +3,8 @@
 Each iteration linearises the model and takes second-order expansions of the costs
 along the current trajectory, solves the resulting time-varying LQR problem backwards
 (Levenberg-Marquardt regularisation mu I on Q_uu), and runs the closed-loop forward
-pass u = u_bar + alpha k + K (x - x_bar) for step sizes alpha (a line search with an
-Armijo test on the expected reduction: the full step alpha = 1 first, the shorter ones,
-in parallel, only when it is rejected).
+pass u = u_bar + alpha k + K (x - x_bar) for a batch of step sizes alpha (a line search
+with an Armijo test on the expected reduction).
 
 The result is differentiable with respect to `x0`, the model's parameters and the
 cost's closed-over arrays by **implicit differentiation** (`jax.lax.custom_root`): at a
@@ -101,7 +100,6 @@ def _forward(model, cost, x0, xs, us, ks, Ks, ts, alpha):
 
 
 def _solve(model, cost, x0, us0, ts, max_iter, tol, reg, reg_factor, reg_max, alphas):
-    n_alphas = len(alphas)
     alphas = jnp.asarray(alphas, dtype=us0.dtype)
     xs0 = trajectory(model, x0, us0)
     J0 = trajectory_cost(model, cost, x0, us0, t0=ts[0])
@@ -130,37 +128,17 @@ def _solve(model, cost, x0, us0, ts, max_iter, tol, reg, reg_factor, reg_max, al
         ok, ks, Ks, dV1, dV2 = _backward(exp, term, mu)
         expected = -(alphas * dV1 + alphas**2 * dV2)
         small = ok & (expected[0] < tol * (1.0 + jnp.abs(J)))
-
-        def rollouts(a):
-            return _forward(model, cost, x0, xs, us, ks, Ks, ts, a)
-
-        def acceptable(cand_J, exp):
-            return ok & (J - cand_J > 1e-4 * exp) & (cand_J < J)
-
-        # The full step first; the shorter ones (in parallel) only when it is rejected.
-        # The choice is the one of trying all at once (the largest acceptable step), but
-        # most iterations take the full step, and on the CPU the batch of rollouts was
-        # half of an iteration's time.
-        full = rollouts(alphas[0])
-        accept_full = acceptable(full[2], expected[0])
-        if n_alphas == 1:
-            any_ok, (cand_xs, cand_us, cand_J) = accept_full, full
-        else:
-
-            def shorter(_):
-                c_xs, c_us, c_J = jax.vmap(rollouts)(alphas[1:])
-                accept = acceptable(c_J, expected[1:])
-                i = jnp.argmax(accept)
-                return jnp.any(accept), (c_xs[i], c_us[i], c_J[i])
-
-            any_ok, (cand_xs, cand_us, cand_J) = jax.lax.cond(
-                accept_full, lambda _: (accept_full, full), shorter, None
-            )
-        J_new = jnp.where(any_ok, cand_J, J)
+        cand_xs, cand_us, cand_J = jax.vmap(
+            lambda a: _forward(model, cost, x0, xs, us, ks, Ks, ts, a)
+        )(alphas)
+        accept = ok & (J - cand_J > 1e-4 * expected) & (cand_J < J)
+        any_ok = jnp.any(accept)
+        i = jnp.argmax(accept)
+        J_new = jnp.where(any_ok, cand_J[i], J)
         improved_little = any_ok & (J - J_new < tol * (1.0 + jnp.abs(J)))
         converged = small | improved_little
-        us = jnp.where(any_ok, cand_us, us)
-        xs = jnp.where(any_ok, cand_xs, xs)
+        us = jnp.where(any_ok, cand_us[i], us)
+        xs = jnp.where(any_ok, cand_xs[i], xs)
         K_keep = jnp.where(ok, Ks, K_old)
         mu = jnp.where(any_ok, mu / reg_factor, jnp.maximum(mu * reg_factor, 1e-6))
         mu = jnp.where(mu < 1e-12, 0.0, mu)
@@ -213,8 +191,7 @@ def ilqr(
     - `reg`: initial Levenberg-Marquardt regularisation of Q_uu (>= 0; 0 gives the exact
       LQR step on a linear-quadratic problem). Divided by `reg_factor` after an accepted
       step, multiplied after a rejected one; the solver gives up above `reg_max`.
-    - `alphas`: line-search step sizes, largest first (the first alone, then the rest in
-      parallel if it is rejected; the largest acceptable one is taken).
+    - `alphas`: line-search step sizes, largest first (tried in parallel).
     - `t0`: the time index of the first step (time-varying costs, MPC).
     - `throw`: raise if not converged; else read `converged`.
 
