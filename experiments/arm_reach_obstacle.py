@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -82,9 +81,9 @@ def run(cfg: Config, run) -> dict:
     cost = Cost(running, terminal)
     x0 = jnp.zeros(4)
     us0 = 0.01 * jax.random.normal(jax.random.key(cfg.seed), (cfg.horizon, 2))
-    solve = eqx.filter_jit(
-        lambda us: ilqr(model, cost, x0, us, max_iter=cfg.ilqr_iterations, tol=1e-7)
-    )
+    # ilqr compiles itself: no jit around it, whose input checks would be host callbacks
+    # (a program with one is never kept by JAX's persistent compilation cache).
+    solve = lambda us: ilqr(model, cost, x0, us, max_iter=cfg.ilqr_iterations, tol=1e-7)
     t0 = time.perf_counter()
     res = jax.block_until_ready(solve(us0))
     t_total = time.perf_counter() - t0

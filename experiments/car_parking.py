@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -81,9 +80,9 @@ def run(cfg: Config, run) -> dict:
     accel = jnp.where(jnp.arange(T) < T // 4, 1.0, jnp.where(jnp.arange(T) < T // 2, -1.0, 0.0))
     us0 = jnp.stack([accel, jnp.zeros(T)], axis=1)
     us0 = us0 + 0.01 * jax.random.normal(jax.random.key(cfg.seed), (T, 2))
-    solve = eqx.filter_jit(
-        lambda us: ilqr(model, cost, x0, us, max_iter=cfg.ilqr_iterations, tol=1e-8)
-    )
+    # ilqr compiles itself: no jit around it, whose input checks would be host callbacks
+    # (a program with one is never kept by JAX's persistent compilation cache).
+    solve = lambda us: ilqr(model, cost, x0, us, max_iter=cfg.ilqr_iterations, tol=1e-8)
     t0 = time.perf_counter()
     res = jax.block_until_ready(solve(us0))
     t_total = time.perf_counter() - t0

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -99,9 +98,9 @@ def run(cfg: Config, run) -> dict:
     )
 
     # Stage 2: iLQR polish from the shooting solution.
-    solve = eqx.filter_jit(
-        lambda us: ilqr(model, cost, x0, us, max_iter=cfg.ilqr_iterations, tol=1e-8)
-    )
+    # ilqr compiles itself: no jit around it, whose input checks would be host callbacks
+    # (a program with one is never kept by JAX's persistent compilation cache).
+    solve = lambda us: ilqr(model, cost, x0, us, max_iter=cfg.ilqr_iterations, tol=1e-8)
     t0 = time.perf_counter()
     res = jax.block_until_ready(solve(us_shot))
     t_ilqr = time.perf_counter() - t0

@@ -69,8 +69,13 @@ def gradient_norms(name, T, cfg):
     model, cost, x0 = _problem(name, cfg.dt)
     us = jnp.zeros((T, model.control_dim))
 
+    # One iLQR iteration: its gains come from the backward pass about (us, xs). Called
+    # outside `grads`: ilqr compiles itself, and inside a jit its input checks would put a
+    # host callback in the program (JAX's persistent cache does not keep those).
+    res = ilqr(model, cost, x0, us, max_iter=1, alphas=(1.0,))
+
     @jax.jit
-    def grads(us):
+    def grads(us, gains):
         g_bptt = jax.grad(lambda u: trajectory_cost(model, cost, x0, u))(us)
         g_ckpt = jax.grad(
             lambda u: trajectory_cost(model, cost, x0, u, grad=diffsim.Checkpointed())
@@ -78,15 +83,13 @@ def gradient_norms(name, T, cfg):
         g_trunc = jax.grad(
             lambda u: trajectory_cost(model, cost, x0, u, grad=diffsim.Truncated(cfg.truncation))
         )(us)
-        # One iLQR iteration: its gains come from the backward pass about (us, xs).
-        res = ilqr(model, cost, x0, us, max_iter=1, alphas=(1.0,))
         xs = jnp.concatenate([x0[None], jax.lax.scan(lambda x, u: (model(x, u),) * 2, x0, us)[1]])
-        g_cl = jax.grad(lambda d: _closed_loop_cost(model, cost, x0, us, xs, res.gains, d))(
+        g_cl = jax.grad(lambda d: _closed_loop_cost(model, cost, x0, us, xs, gains, d))(
             jnp.zeros_like(us)
         )
         return g_bptt, g_ckpt, g_trunc, g_cl
 
-    g_bptt, g_ckpt, g_trunc, g_cl = grads(us)
+    g_bptt, g_ckpt, g_trunc, g_cl = grads(us, res.gains)
     diff = float(jnp.max(jnp.abs(g_ckpt - g_bptt)) / jnp.max(jnp.abs(g_bptt)))
     norms = {
         k: float(jnp.linalg.norm(g))

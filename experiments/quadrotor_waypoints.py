@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,9 +62,9 @@ def run(cfg: Config, run) -> dict:
     cost = Cost(running, terminal)
     x0 = jnp.zeros(6)
     us0 = jnp.tile(hover, (T, 1)) + 0.01 * jax.random.normal(jax.random.key(cfg.seed), (T, 2))
-    solve = eqx.filter_jit(
-        lambda us: ilqr(model, cost, x0, us, max_iter=cfg.ilqr_iterations, tol=1e-8)
-    )
+    # ilqr compiles itself: no jit around it, whose input checks would be host callbacks
+    # (a program with one is never kept by JAX's persistent compilation cache).
+    solve = lambda us: ilqr(model, cost, x0, us, max_iter=cfg.ilqr_iterations, tol=1e-8)
     t0 = time.perf_counter()
     res = jax.block_until_ready(solve(us0))
     t_total = time.perf_counter() - t0

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from .._checks import check_finite
+from .._checks import check_finite, concrete
 from .._custom_types import Array, Float, Int, Scalar
 from .._results import result_repr
 from ._costs import Cost, trajectory_cost
@@ -177,6 +177,10 @@ def ilqr(
 ) -> ILQRResult:
     """Gives the locally optimal controls of a trajectory cost by iterative LQR.
 
+    The solver is compiled once per problem (an `eqx.filter_jit` inside), so call it as
+    it is: wrapping it in your own `jit` adds nothing, and a compiled program without
+    host callbacks is kept by JAX's persistent compilation cache (the command line's).
+
     **Arguments:**
 
     - `model`: a discrete model `model(x, u) -> x_next` (e.g. `Discretised(CartPole(), 0.05)`).
@@ -189,12 +193,17 @@ def ilqr(
       step, multiplied after a rejected one; the solver gives up above `reg_max`.
     - `alphas`: line-search step sizes, largest first (tried in parallel).
     - `t0`: the time index of the first step (time-varying costs, MPC).
-    - `throw`: raise (under jit, `eqx.error_if`) if not converged; else read `converged`.
+    - `throw`: raise if not converged; else read `converged`.
 
     **Returns:** an `ILQRResult`; `us`, `xs` and `cost` are differentiable with respect
     to `x0`, the model's parameters and the cost's arrays (implicit differentiation).
 
-    **Raises:** `ValueError` for bad shapes or settings.
+    **Raises:** `ValueError` for bad shapes or settings, and for a NaN or inf in `x0` or
+    `us0` when they are concrete (checked before the compiled solver runs). With `throw`,
+    `eqx.EquinoxRuntimeError` ("ilqr: did not converge ...") when `max_iter` ran out,
+    raised on the host after the solve. Inside your own `jit`, `vmap` or `grad` (traced
+    `x0`, `us0` or result), both checks are `eqx.error_if`, as before: such a program
+    contains a host callback, which JAX's persistent cache does not keep.
 
     **Example:**
 
@@ -204,8 +213,6 @@ def ilqr(
     """
     if jnp.ndim(us0) != 2 or us0.shape[0] < 1:
         raise ValueError(f"ilqr: us0 must have shape (T, m) with T >= 1, got {jnp.shape(us0)}")
-    x0 = check_finite(x0, "ilqr: x0")
-    us0 = check_finite(us0, "ilqr: us0")
     if not (isinstance(max_iter, int) and max_iter >= 1):
         raise ValueError(f"ilqr: max_iter must be an int >= 1, got {max_iter!r}")
     if not reg >= 0:
@@ -214,6 +221,38 @@ def ilqr(
         raise ValueError(f"ilqr: reg_factor must be > 1, got {reg_factor}")
     if len(alphas) < 1 or any(not (0 < a <= 1) for a in alphas):
         raise ValueError(f"ilqr: alphas must be in (0, 1], got {alphas}")
+    # Concrete inputs are checked here, on the host (ValueError); traced ones by
+    # eqx.error_if in the caller's program. The compiled solver itself has no checks.
+    x0 = check_finite(x0, "ilqr: x0")
+    us0 = check_finite(us0, "ilqr: us0")
+    settings = (max_iter, float(tol), float(reg), float(reg_factor), float(reg_max))
+    res = _ilqr_compiled(model, cost, x0, us0, t0, settings, tuple(float(a) for a in alphas))
+    if throw:
+        res = _raise_unconverged(res)
+    return res
+
+
+_UNCONVERGED = "ilqr: did not converge within max_iter iterations"
+
+
+def _raise_unconverged(res: ILQRResult) -> ILQRResult:
+    flag = concrete(res.converged)
+    if flag is not None:  # a concrete result: checked on the host, after the solve
+        if not bool(flag):
+            raise eqx.EquinoxRuntimeError(_UNCONVERGED)
+        return res
+    us, xs, J = eqx.error_if((res.us, res.xs, res.cost), ~res.converged, _UNCONVERGED)
+    return res._replace(us=us, xs=xs, cost=J)
+
+
+@eqx.filter_jit
+def _ilqr_compiled(model, cost, x0, us0, t0, settings, alphas) -> ILQRResult:
+    return _ilqr_unchecked(model, cost, x0, us0, t0, settings, alphas)
+
+
+def _ilqr_unchecked(model, cost, x0, us0, t0, settings, alphas) -> ILQRResult:
+    """iLQR without input checks and without host callbacks (MPC calls this under jit)."""
+    max_iter, tol, reg, reg_factor, reg_max = settings
     ts = t0 + jnp.arange(us0.shape[0])
 
     def gradient(us):
@@ -229,8 +268,6 @@ def ilqr(
         gradient, us0, solve, _dense_tangent_solve, has_aux=True
     )
     it, converged = flags[0].astype(jnp.int32), flags[1] > 0.5
-    if throw:
-        us = eqx.error_if(us, ~converged, "ilqr: did not converge within max_iter iterations")
     xs = trajectory(model, x0, us)
     J = trajectory_cost(model, cost, x0, us, t0=t0)
     return ILQRResult(us, xs, J, K, it, converged, hist)

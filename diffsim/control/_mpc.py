@@ -9,10 +9,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_finite
 from .._custom_types import Array, Float, PRNGKeyArray
 from .._results import result_repr
 from ._costs import Cost
-from ._ilqr import ilqr
+from ._ilqr import _ALPHAS, _ilqr_unchecked
 
 
 class MPC(eqx.Module):
@@ -48,10 +49,21 @@ class MPC(eqx.Module):
         if not (isinstance(self.iterations, int) and self.iterations >= 1):
             raise ValueError(f"MPC: iterations must be an int >= 1, got {self.iterations!r}")
 
-    @eqx.filter_jit
     def step(self, x: Float[Array, " n"], us_warm: Float[Array, "H m"], t) -> tuple:
-        """Gives `(u, next_warm_start, predicted_cost)` for state `x` at time index `t`."""
-        res = ilqr(self.model, self.cost, x, us_warm, max_iter=self.iterations, t0=t, reg=1e-4)
+        """Gives `(u, next_warm_start, predicted_cost)` for state `x` at time index `t`.
+
+        **Raises:** `ValueError` if a concrete `x` or `us_warm` holds NaN or inf (checked
+        on the host before the compiled step runs; traced ones by `eqx.error_if`).
+        """
+        x = check_finite(x, "MPC.step: x")
+        us_warm = check_finite(us_warm, "MPC.step: us_warm")
+        return self._step(x, us_warm, t)
+
+    @eqx.filter_jit
+    def _step(self, x, us_warm, t):
+        # No checks in the compiled step (no host callbacks): it stays in the persistent cache.
+        settings = (self.iterations, 1e-9, 1e-4, 10.0, 1e10)
+        res = _ilqr_unchecked(self.model, self.cost, x, us_warm, t, settings, _ALPHAS)
         warm = jnp.concatenate([res.us[1:], res.us[-1:]])
         return res.us[0], warm, res.cost
 
