@@ -540,6 +540,7 @@ def _best(f, vars_):
                 cand = (_cost(e), e)
             if res is None or cand[0] < res[0]:
                 res = cand
+    assert res is not None  # a non-constant function depends on some variable
     return res
 
 

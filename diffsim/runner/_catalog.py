@@ -53,6 +53,7 @@ RUN_TIMES: dict[str, str] = {
     "splice_credit_distance": "~26 min (19.5 of them XLA compilation)",
     "splice_genomic": "~21 min",
     "splice_uci": "~20 min (partial run)",
+    "splice_uci_residual": "~26 min",
     "splice_uci_wide": "~23 min",
     "sysid_cartpole": "~75 s",
     "transposed_conv_symmetry": "~2 min",
