@@ -225,6 +225,7 @@ def train_folds(cfg, name, xs, mask, labels, fold, key, run):
             l2=cfg.kmer_l2,
             steps=cfg.logistic_steps,
             weights=train_rows.astype(np.asarray(feats).dtype),
+            progress=not run.quiet,  # minutes on 2 cores: the warm start of every network
         )
         head = models.deep.head
         models = eqx.tree_at(
