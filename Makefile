@@ -20,8 +20,8 @@ demo: $(STAMP)  ## install, then run the flagship experiment on the CPU
 test: $(STAMP)  ## install, then run the default test suite (slow tests excluded)
 	$(BIN)/pytest
 
-test-slow: $(STAMP)
-	$(BIN)/pytest -m slow
+test-slow: $(STAMP)  ## the slow tier: one pytest process per test file, two at a time (tests/slow_tier.py)
+	$(BIN)/python tests/slow_tier.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check diffsim experiments tests benchmarks
