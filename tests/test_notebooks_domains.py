@@ -27,6 +27,7 @@ def test_every_notebook_is_a_jupytext_percent_script_without_a_forced_backend():
         assert 'matplotlib.use("Agg")' not in text or '"ipykernel" not in sys.modules' in text
 
 
+@pytest.mark.slow  # like the other domain notebooks (default tier under 10 min)
 def test_automata_notebook(tmp_path, monkeypatch):
     ns, out = run_notebook("automata", tmp_path, monkeypatch)
     assert ns["score"]["exact"] and ns["score"]["wrong"] == 0

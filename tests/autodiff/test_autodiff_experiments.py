@@ -33,16 +33,6 @@ def test_configs_validate():
         assert exp.name == name
 
 
-def test_gradient_accumulation_tied_equals_sum_of_roles(tmp_path):
-    exp, cfg = small("gradient_accumulation", hidden=8, batch=32, train_steps=20)
-    m, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
-    assert m["max_abs_diff_init"] == 0.0 and m["max_abs_diff_trained"] == 0.0
-    assert m["tape_vs_jax_rel"] <= 1e-12
-    assert m["encoder_role_norm"] > 0 and m["decoder_role_norm"] > 0
-    assert m["final_loss"] < m["initial_loss"]
-    assert (run_dir / "tied_gradients.png").exists()
-
-
 @pytest.mark.slow
 def test_ad_modes_cost_op_counts(tmp_path):
     exp, cfg = small(
@@ -121,10 +111,12 @@ def test_activation_memory_small(tmp_path):
 @pytest.mark.slow
 def test_full_gradient_accumulation(tmp_path):
     exp, cfg = full("gradient_accumulation")
-    m, _ = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
+    m, run_dir = run_experiment(exp, cfg, tmp_path / "run", quiet=True)
     assert m["max_abs_diff_init"] == 0.0 and m["max_abs_diff_trained"] == 0.0
     assert m["tape_vs_jax_rel"] <= 1e-13  # README's recorded measurement: 2.3e-15
+    assert m["encoder_role_norm"] > 0 and m["decoder_role_norm"] > 0
     assert m["final_loss"] < 0.3 * m["initial_loss"]
+    assert (run_dir / "tied_gradients.png").exists()
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ def test_ca_configs_validate():
         small("ca_life_inference", rules=["B3/S2x"])
 
 
+@pytest.mark.slow  # default tier under 10 min: the table and gradient tests stay there
 def test_elementary_inference_recovers_every_rule_given(tmp_path):
     rules = [30, 90, 110, 184]
     exp, cfg = small("ca_elementary_inference", rules=rules, width=64, steps=100, log_every=5)

@@ -44,6 +44,7 @@ def test_alignment_small(tmp_path):
     assert (run_dir / "alignment.png").stat().st_size > 20_000
 
 
+@pytest.mark.slow  # default tier under 10 min; resume itself: tests/core/test_checkpoints.py
 def test_train_digits_small_and_resume(tmp_path):
     exp = find_experiment("pc_train_digits")
     cfg = dataclasses.replace(exp.config_cls(), hidden=[16], rules=["pc"], steps=60, eval_every=30)

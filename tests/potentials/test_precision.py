@@ -30,7 +30,8 @@ def _system():
     return r, jnp.array([0, 1, 2, 0, 1, 2])
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# PaiNN in the slow tier (default tier under 10 min); SchNet keeps the default one.
+@pytest.mark.parametrize("name", ["schnet", pytest.param("painn", marks=pytest.mark.slow)])
 def test_energy_and_forces_run_at_highest_precision_by_default(name):
     model = MODELS[name]((1, 6, 8), features=4, layers=2, n_rbf=4, key=jax.random.key(0))
     assert model.precision == "highest"

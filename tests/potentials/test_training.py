@@ -51,8 +51,10 @@ def test_evaluate_matches_a_direct_computation(lj):
     assert scores["force_mae"] == pytest.approx(f_mae, rel=1e-10)
 
 
-# SchNet trains in the resume and early-stopping tests too; its run here is in the slow tier.
-@pytest.mark.parametrize("name", [pytest.param("schnet", marks=pytest.mark.slow), "painn"])
+# Both models here run in the slow tier (default tier under 10 min): the early-stopping
+# test trains in the default one.
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["schnet", "painn"])
 def test_training_reduces_test_force_error(lj, name):
     train, val, test = lj.split(40, 10, 10, seed=0)
     model = pot.fit_energy_scale(small(name), train)
@@ -186,6 +188,7 @@ def test_calculator_equals_the_model_and_runs_ase_md(trained_dir):
     assert np.all(np.isfinite(atoms.get_forces()))
 
 
+@pytest.mark.slow  # default tier under 10 min (the EMT stress test stays there)
 def test_calculator_stress_equals_numerical_stress(trained_dir):
     from ase.build import bulk
 

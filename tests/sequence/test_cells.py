@@ -123,6 +123,7 @@ def test_truncated_is_bptt_of_the_last_block(getkey):
     assert np.all(gx[:8] == 0) and np.all(np.abs(gx[8:]).sum(1) > 0)
 
 
+@pytest.mark.slow  # default tier under 10 min; the credit_distance experiment tests run beside it
 def test_credit_decays_exponentially_for_vanilla_rnn(getkey):
     xs, labels, truth = sq.branch_point_task(getkey(), 2, 40)
     xs = xs.astype(jnp.float64)
