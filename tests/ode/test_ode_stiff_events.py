@@ -188,11 +188,10 @@ def ball_analytic(p, n=10):
     return jnp.cumsum(jnp.where(k == 0, t1, 2 * e**k * v1 / G))
 
 
-@pytest.mark.parametrize(
-    "solver",
-    [Dopri5(), pytest.param(Kvaerno5(), marks=pytest.mark.slow)],
-    ids=["Dopri5", "Kvaerno5"],
-)
+# Slow tier (default tier under 10 min). The default tier keeps the implicit-function-
+# theorem gradient that event times use (test_implicit_root_gradient_is_...).
+@pytest.mark.slow
+@pytest.mark.parametrize("solver", [Dopri5(), Kvaerno5()], ids=["Dopri5", "Kvaerno5"])
 def test_bouncing_ball_times_and_gradients_are_analytic(solver):
     p = jnp.array([2.0, 0.8])
     times = jax.jit(lambda p: _ball(p, solver).t_events[:10])
